@@ -1,0 +1,1 @@
+"""emulator (see ../shared/design.md)."""

@@ -1,0 +1,1 @@
+"""experiments (see ../shared/design.md)."""

@@ -1,0 +1,1 @@
+"""One module per `lazylab` subcommand; each exposes `register(subparsers)`."""

@@ -1,0 +1,9 @@
+"""`lazylab emulate` (not implemented yet)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the `emulate` subcommand (placeholder: nothing registered until its issue lands)."""

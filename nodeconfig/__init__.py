@@ -1,0 +1,1 @@
+"""nodeconfig (see the node-side issue)."""

@@ -1,0 +1,1 @@
+"""registry_mock (see ../shared/design.md)."""
