@@ -1,0 +1,62 @@
+"""Fixtures for the emulator's integration tests: Debian's docker-registry with skopeo-pushed images."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+# `tests.helpers` needs the repository root on sys.path (pytest's rootdir-less "prepend" import
+# mode only adds this directory); harmless when pyproject sets pythonpath = ["."].
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import numpy as np
+import pytest
+from emulator_imagetools import (
+    RunningRegistry,
+    docker_registry,
+    make_tar,
+    skopeo_push,
+    write_oci_layout,
+)
+
+from tests.helpers import require_tool
+
+
+def sample_files(seed: int = 7) -> dict[str, bytes | tuple[str, str]]:
+    """A small image tree: tiny and large files, compressible and random data, links."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    big = rng.integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+    text = b"".join(b"line %d of a config file\n" % i for i in range(20000))
+    return {
+        "etc/hello": b"hi\n",
+        "etc/app.conf": text,
+        "usr/bin/big": big,
+        "usr/lib/libsmall.so": rng.integers(0, 256, 70_000, dtype=np.uint8).tobytes(),
+        "usr/bin/link": ("symlink", "big"),
+        "usr/bin/hard": ("hardlink", "usr/bin/big"),
+        "var/empty": b"",
+    }
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    require_tool("docker-registry")
+    with docker_registry(tmp_path_factory.mktemp("docker-registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="session")
+def pushed_image(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """`sample_files()` as a one-layer zstd:chunked image pushed by skopeo; (ref, files)."""
+    require_tool("skopeo")
+    files = sample_files()
+    layout = tmp_path_factory.mktemp("oci")
+    write_oci_layout(Path(layout), [make_tar(files)], "v1")
+    ref = f"{registry.host}/lab/sample:v1"
+    skopeo_push(Path(layout), "v1", ref)
+    return ref, files
+
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
