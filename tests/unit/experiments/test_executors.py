@@ -1,0 +1,58 @@
+"""The same sweep inline, on a spawned process pool and on a Dask LocalCluster gives identical results."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import xp_engine
+
+from experiments.cache import ResultCache
+from experiments.executor import choose_backend, dask_backend, run_sweep
+from experiments.framework import Calibration, Experiment
+
+EXP = Experiment(name="xp", run=xp_engine.run, base=xp_engine.BASE,
+                 factors={"mode": ["full", "lazy"], "fail": [False, True]}, replications=2)
+CAL = Calibration(digest="c", params={"overhead_s": 0.01})
+
+
+def snapshot(root, keys):
+    """Everything a run produced except wall-clock fields, per key."""
+    cache = ResultCache(root)
+    out = {}
+    for k in keys:
+        run = cache.load("xp", k)
+        env = run.result.to_json_dict()
+        for volatile in ("wall_s", "finished_utc", "traceback"):
+            env.pop(volatile)
+        out[k] = (json.dumps(env, sort_keys=True), run.records, dict(run.tables))
+    return out
+
+
+def sweep(root, backend):
+    return run_sweep(EXP, results_dir=root, calibration=CAL, backend=backend, code_version="v",
+                     progress=False)
+
+
+def test_process_pool_matches_inline(tmp_path):
+    inline = sweep(tmp_path / "inline", choose_backend(workers=1))
+    pooled = sweep(tmp_path / "pool", choose_backend(workers=2))
+    assert inline.keys == pooled.keys
+    assert (pooled.ran, pooled.failed) == (8, 4)
+    assert snapshot(tmp_path / "inline", inline.keys) == snapshot(tmp_path / "pool", pooled.keys)
+
+
+def test_dask_local_cluster_matches_local_pool(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local = sweep(tmp_path / "local", choose_backend(workers=2))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  host="127.0.0.1") as cluster:
+        remote = sweep(tmp_path / "dask", dask_backend(cluster.scheduler_address))
+        assert (remote.ran, remote.failed) == (8, 4)
+        again = sweep(tmp_path / "dask", choose_backend(scheduler=cluster.scheduler_address))
+        assert (again.ran, again.cached, again.failed) == (4, 4, 4)  # failures are retried
+    assert local.keys == remote.keys
+    assert snapshot(tmp_path / "local", local.keys) == snapshot(tmp_path / "dask", remote.keys)
+    failed = ResultCache(tmp_path / "dask").load_result("xp", remote.keys[2])  # (full, fail, seed 0)
+    assert failed is not None and "RuntimeError: asked to fail" in failed.error
+    assert "xp_engine.py" in failed.traceback
