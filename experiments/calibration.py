@@ -1,0 +1,258 @@
+"""The calibration fit: timed operations measured on this machine -> `FittedParams` with fit errors.
+
+Measurements are named timed operations (`Measurement`, one row each, as the emulator's recorder
+produces them plus the configured link they ran over). Each group has a linear model fitted by
+least squares on *relative* residuals (rows weighted by 1/duration, so a 2 ms request counts as
+much as a 20 s transfer):
+
+    range_get / blob_get   d - rtts*rtt = request_overhead_s + range_overhead_s*(ranges-1)
+                                          + nbytes / (efficiency(B) * B)   (one efficiency per B)
+    read  (via fuse|inprocess, warm cache)
+                           d = a + b*nbytes + [via=fuse] * (fuse_op_s + fuse_byte_s*nbytes)
+    decode (codec zstd|gzip)   d = decode_call_s + nbytes_out / decode_<codec>_bytes_per_s
+    extract                d = extract_file_s*files + nbytes / extract_bytes_per_s
+
+`rtts_per_request` is fitted only when two or more RTT levels were measured (else fixed at 1);
+`range_overhead_s` only when the ranges per request vary (else 0). A parameter whose group was
+not measured keeps its documented default and is marked `fitted = false`. Every fitted
+parameter states its standard error, and its group's RMSE (s), R^2 and median relative error.
+The params file format and its digest live in experiments/calibration_file.py.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from experiments.errors import CalibrationError
+
+OPS = ("range_get", "blob_get", "read", "decode", "extract")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Measurement:
+    """One timed operation. `bandwidth_bytes_per_s`/`rtt_s` are the link as configured (shaped)."""
+
+    op: str  # range_get | blob_get | read | decode | extract
+    duration_s: float
+    nbytes: int  # body bytes (GET), bytes read, bytes out of the decoder, bytes written
+    count: int = 1  # ranges in the request (GET) or files written (extract)
+    bandwidth_bytes_per_s: float = 0.0
+    rtt_s: float = 0.0
+    via: str = ""  # read: "fuse" | "inprocess"
+    codec: str = ""  # decode: "zstd" | "gzip"
+
+    def __post_init__(self) -> None:
+        if self.op not in OPS:
+            raise CalibrationError(f"op (={self.op!r}) must be one of {', '.join(OPS)}")
+        if not (math.isfinite(self.duration_s) and self.duration_s > 0):
+            raise CalibrationError(f"duration_s (={self.duration_s}) must be a finite number > 0")
+        if self.nbytes < 0 or self.count < 0:
+            raise CalibrationError(f"nbytes (={self.nbytes}) and count (={self.count}) must be >= 0")
+        if self.op in ("range_get", "blob_get") and not self.bandwidth_bytes_per_s > 0:
+            raise CalibrationError(
+                f"{self.op} needs bandwidth_bytes_per_s > 0 (got {self.bandwidth_bytes_per_s})")
+        if self.rtt_s < 0:
+            raise CalibrationError(f"rtt_s (={self.rtt_s}) must be >= 0")
+        if self.op == "read" and self.via not in ("fuse", "inprocess"):
+            raise CalibrationError(f"read via (={self.via!r}) must be 'fuse' or 'inprocess'")
+        if self.op == "decode" and self.codec not in ("zstd", "gzip"):
+            raise CalibrationError(f"decode codec (={self.codec!r}) must be 'zstd' or 'gzip'")
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, object]) -> Measurement:
+        """From a CSV/dict row (strings are coerced; missing optional columns take defaults)."""
+        kw: dict[str, object] = {}
+        for f in fields(cls):
+            if f.name in row and row[f.name] not in ("", None):
+                v = row[f.name]
+                kw[f.name] = (str(v) if f.type == "str" else int(float(str(v))) if f.type == "int"
+                              else float(str(v)))
+        return cls(**kw)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FitStat:
+    """How well one parameter is known: its group's fit quality and its own standard error."""
+
+    fitted: bool  # False: not measured (default kept) or held fixed by the model
+    stderr: float = math.nan  # standard error of the parameter, in its own unit
+    n: int = 0  # measurements in the group
+    rmse_s: float = math.nan  # root mean square residual of the group, seconds
+    r2: float = math.nan  # coefficient of determination of the group (unweighted)
+    rel_error_median: float = math.nan  # median |predicted - measured| / measured in the group
+
+
+@dataclass(frozen=True, kw_only=True)
+class FittedParams:
+    """What the simulator needs from this machine (defaults are plausible, not measured)."""
+
+    request_overhead_s: float = 0.0005
+    rtts_per_request: float = 1.0
+    range_overhead_s: float = 0.0
+    bandwidth_levels_bytes_per_s: tuple[float, ...] = ()
+    bandwidth_efficiency: tuple[float, ...] = ()  # effective / configured, per level above
+    fuse_op_s: float = 20e-6
+    fuse_byte_s: float = 0.2e-9
+    decode_call_s: float = 5e-6
+    decode_zstd_bytes_per_s: float = 1.0e9
+    decode_gzip_bytes_per_s: float = 3.0e8
+    extract_file_s: float = 20e-6
+    extract_bytes_per_s: float = 1.0e9
+    fit: Mapping[str, FitStat] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.bandwidth_levels_bytes_per_s) != len(self.bandwidth_efficiency):
+            raise CalibrationError("bandwidth_levels_bytes_per_s and bandwidth_efficiency differ in length")
+        for name in ("decode_zstd_bytes_per_s", "decode_gzip_bytes_per_s", "extract_bytes_per_s"):
+            if not getattr(self, name) > 0:
+                raise CalibrationError(f"{name} (={getattr(self, name)}) must be > 0")
+
+    def efficiency(self, bandwidth_bytes_per_s: float) -> float:
+        """Effective/configured throughput at a link rate: interpolated in log(rate), clamped."""
+        levels, eff = self.bandwidth_levels_bytes_per_s, self.bandwidth_efficiency
+        if not levels:
+            return 1.0
+        return float(np.interp(math.log(bandwidth_bytes_per_s), np.log(levels), eff))
+
+    def predict_get_s(self, nbytes: int, bandwidth_bytes_per_s: float, rtt_s: float,
+                      ranges: int = 1) -> float:
+        """Model duration of one GET (the simulator's view of a request on an idle link)."""
+        return (self.rtts_per_request * rtt_s + self.request_overhead_s
+                + self.range_overhead_s * (ranges - 1)
+                + nbytes / (self.efficiency(bandwidth_bytes_per_s) * bandwidth_bytes_per_s))
+
+
+SCALARS = tuple(f.name for f in fields(FittedParams)
+                if f.name not in ("fit", "bandwidth_levels_bytes_per_s", "bandwidth_efficiency"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    coef: np.ndarray
+    stderr: np.ndarray
+    n: int
+    rmse_s: float
+    r2: float
+    rel_error_median: float
+
+
+def _wls(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None) -> _Group:
+    """Least squares of y - offset on X with relative weights (1/y), with standard errors."""
+    n, p = X.shape
+    if n <= p:
+        raise CalibrationError(f"{n} measurements cannot fit {p} parameters (need more than {p})")
+    off = np.zeros(n) if offset is None else offset
+    w = 1.0 / y
+    Xw, yw = X * w[:, None], (y - off) * w
+    coef, _res, rank, _sv = np.linalg.lstsq(Xw, yw, rcond=None)
+    if rank < p:
+        raise CalibrationError(f"measurements do not determine the model (rank {rank} < {p} parameters); "
+                               "vary the sizes measured")
+    resid_w = yw - Xw @ coef
+    s2 = float(resid_w @ resid_w) / (n - p)
+    cov = s2 * np.linalg.inv(Xw.T @ Xw)
+    pred = X @ coef + off
+    resid = y - pred
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return _Group(coef=coef, stderr=np.sqrt(np.maximum(np.diag(cov), 0.0)), n=n,
+                  rmse_s=float(np.sqrt((resid**2).mean())),
+                  r2=1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else math.nan,
+                  rel_error_median=float(np.median(np.abs(resid) / y)))
+
+
+def _stat(g: _Group, i: int, stderr: float | None = None) -> FitStat:
+    return FitStat(fitted=True, stderr=float(g.stderr[i]) if stderr is None else stderr, n=g.n,
+                   rmse_s=g.rmse_s, r2=g.r2, rel_error_median=g.rel_error_median)
+
+
+def _fit_gets(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    levels = sorted({m.bandwidth_bytes_per_s for m in ms})
+    rtts = {m.rtt_s for m in ms}
+    counts = {m.count for m in ms}
+    cols = ["request_overhead_s"] + (["rtts_per_request"] if len(rtts) > 1 else []) \
+        + (["range_overhead_s"] if len(counts) > 1 else [])
+    X = np.zeros((len(ms), len(cols) + len(levels)))
+    for r, m in enumerate(ms):
+        row = {"request_overhead_s": 1.0, "rtts_per_request": m.rtt_s, "range_overhead_s": m.count - 1.0}
+        X[r, : len(cols)] = [row[c] for c in cols]
+        X[r, len(cols) + levels.index(m.bandwidth_bytes_per_s)] = m.nbytes / m.bandwidth_bytes_per_s
+    y = np.array([m.duration_s for m in ms])
+    offset = None if "rtts_per_request" in cols else np.array([m.rtt_s for m in ms])
+    g = _wls(X, y, offset)
+    for i, c in enumerate(cols):
+        out[c], stats[c] = float(g.coef[i]), _stat(g, i)
+    inv = g.coef[len(cols):]
+    if np.any(inv <= 0):
+        raise CalibrationError("fitted transfer time per byte is not positive; measure larger transfers")
+    eff = 1.0 / inv
+    out["bandwidth_levels_bytes_per_s"] = tuple(float(b) for b in levels)
+    out["bandwidth_efficiency"] = tuple(float(e) for e in eff)
+    for j, b in enumerate(levels):  # d(1/x) = dx/x^2
+        k = len(cols) + j
+        stats[f"bandwidth_efficiency@{b:.6g}"] = _stat(g, k, float(g.stderr[k] * eff[j] ** 2))
+    if "rtts_per_request" not in cols:
+        stats["rtts_per_request"] = FitStat(fitted=False)
+    if "range_overhead_s" not in cols:
+        stats["range_overhead_s"] = FitStat(fitted=False)
+
+
+def _fit_reads(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    if {m.via for m in ms} != {"fuse", "inprocess"}:
+        raise CalibrationError("FUSE cost needs the same reads measured both via fuse and inprocess")
+    X = np.array([[1.0, m.nbytes, m.via == "fuse", (m.via == "fuse") * m.nbytes] for m in ms], dtype=float)
+    g = _wls(X, np.array([m.duration_s for m in ms]))
+    out["fuse_op_s"], stats["fuse_op_s"] = float(g.coef[2]), _stat(g, 2)
+    out["fuse_byte_s"], stats["fuse_byte_s"] = float(g.coef[3]), _stat(g, 3)
+
+
+def _fit_decode(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    codecs = sorted({m.codec for m in ms})
+    X = np.zeros((len(ms), 1 + len(codecs)))
+    for r, m in enumerate(ms):
+        X[r, 0] = 1.0
+        X[r, 1 + codecs.index(m.codec)] = m.nbytes
+    g = _wls(X, np.array([m.duration_s for m in ms]))
+    out["decode_call_s"], stats["decode_call_s"] = float(g.coef[0]), _stat(g, 0)
+    for j, c in enumerate(codecs):
+        inv = float(g.coef[1 + j])
+        if inv <= 0:
+            raise CalibrationError(f"fitted {c} decode time per byte is not positive; decode larger inputs")
+        name = f"decode_{c}_bytes_per_s"
+        out[name], stats[name] = 1.0 / inv, _stat(g, 1 + j, float(g.stderr[1 + j]) / inv**2)
+
+
+def _fit_extract(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    X = np.array([[m.count, m.nbytes] for m in ms], dtype=float)
+    g = _wls(X, np.array([m.duration_s for m in ms]))
+    out["extract_file_s"], stats["extract_file_s"] = float(g.coef[0]), _stat(g, 0)
+    inv = float(g.coef[1])
+    if inv <= 0:
+        raise CalibrationError("fitted extract time per byte is not positive; extract larger files")
+    out["extract_bytes_per_s"] = 1.0 / inv
+    stats["extract_bytes_per_s"] = _stat(g, 1, float(g.stderr[1]) / inv**2)
+
+
+def fit_params(measurements: Iterable[Measurement], defaults: FittedParams | None = None) -> FittedParams:
+    """Fit every group that was measured; the others keep `defaults` (marked fitted = false)."""
+    base = defaults or FittedParams()
+    ms = list(measurements)
+    if not ms:
+        raise CalibrationError("no measurements to fit")
+    out: dict[str, object] = {}
+    stats: dict[str, FitStat] = {}
+    gets = [m for m in ms if m.op in ("range_get", "blob_get")]
+    for group, fitter in ((gets, _fit_gets), ([m for m in ms if m.op == "read"], _fit_reads),
+                          ([m for m in ms if m.op == "decode"], _fit_decode),
+                          ([m for m in ms if m.op == "extract"], _fit_extract)):
+        if group:
+            fitter(group, out, stats)
+    for name in SCALARS:
+        stats.setdefault(name, FitStat(fitted=False))
+        out.setdefault(name, getattr(base, name))
+    out.setdefault("bandwidth_levels_bytes_per_s", base.bandwidth_levels_bytes_per_s)
+    out.setdefault("bandwidth_efficiency", base.bandwidth_efficiency)
+    return FittedParams(**out, fit=stats)  # type: ignore[arg-type]
