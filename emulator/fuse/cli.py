@@ -1,0 +1,97 @@
+"""`lazylab lazy mount REF MOUNTPOINT [--record TRACE]`: the parser hook and its runner.
+
+`lazylab/commands/lazy.py` calls `add_mount_parser(lazy_subparsers)` (inside try/except
+ImportError); `python -m emulator.fuse` runs the same command standalone. REF is an image
+reference served by the lazy store, or a local directory (an extracted root; handy for
+comparing FUSE with the source). Prints `mounted MOUNTPOINT` once the kernel can use the
+mount, blocks until unmounted (Ctrl-C, SIGTERM or `fusermount3 -u`), then writes the trace.
+Errors raise `EmulatorError` subclasses (the CLI prints them as one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from emulator.errors import EmulatorError
+from emulator.fuse.localview import DirectoryView
+from emulator.fuse.mount import mount
+from emulator.fuse.recorder import TraceRecorder
+from emulator.view import FileSystemView
+
+
+class ViewUnavailableError(EmulatorError):
+    """REF is neither a local directory nor something the lazy store can open."""
+
+
+@contextlib.contextmanager
+def open_view(ref: str, options: argparse.Namespace | None = None) -> Iterator[FileSystemView]:
+    """A view for REF: a local directory, else the emulator's lazy store (closed afterwards)."""
+    if os.path.isdir(ref):
+        yield DirectoryView(ref)
+        return
+    try:
+        from emulator.lazyview import LazyOptions, open_lazy_view
+    except ImportError as e:
+        raise ViewUnavailableError(f"{ref}: not a directory and no lazy store here ({e})") from None
+    view, close = open_lazy_view(ref, LazyOptions())
+    try:
+        yield view
+    finally:
+        close()
+
+
+def run_mount(args: argparse.Namespace) -> int:
+    recorder = TraceRecorder() if args.record else None
+    mp = Path(args.mountpoint)
+
+    def ready() -> None:
+        print(f"mounted {mp}", flush=True)
+
+    with open_view(args.ref, args) as view:
+        mount(
+            view,
+            mp,
+            record=recorder,
+            on_ready=ready,
+            allow_other=args.allow_other,
+            single_threaded=args.single_threaded,
+            kernel_cache=args.kernel_cache,
+        )
+    if recorder is not None:
+        trace = recorder.to_trace(name=args.trace_name or mp.name, image=args.ref)
+        trace.save(args.record)
+        print(f"trace: {len(trace)} ops, {trace.bytes_read} bytes read -> {args.record}", flush=True)
+    return 0
+
+
+def add_mount_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ref", metavar="REF", help="image reference (HOST[:PORT]/REPO:TAG) or a local directory")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.add_argument("--record", metavar="TRACE", default=None, help="write every open/read/stat as a Trace")
+    p.add_argument("--trace-name", default=None, help="name stored in the trace header")
+    p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
+    p.add_argument("--single-threaded", action="store_true", help="serve one request at a time")
+    p.add_argument("--kernel-cache", action="store_true", help="keep file pages cached across opens")
+    p.set_defaults(func=run_mount)
+
+
+def add_mount_parser(lazy_subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    p = lazy_subparsers.add_parser("mount", help="mount an image read-only through FUSE (libfuse 3)")
+    add_mount_arguments(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m emulator.fuse", description=__doc__.splitlines()[0])
+    add_mount_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except EmulatorError as e:
+        print(f"lazylab: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,106 @@
+"""A view through a real FUSE mount (libfuse 3) equals its source: stat, readdir, links, xattrs, bytes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import make_rich_tree, start_mount
+
+from startup.trace import Op, Trace
+
+pytestmark = pytest.mark.fuse
+
+
+def walk(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            out.append(os.path.relpath(os.path.join(dirpath, n), root))
+    return sorted(out)
+
+
+def meta(p: Path) -> tuple:
+    s = os.lstat(p)
+    return (
+        s.st_mode,
+        s.st_uid,
+        s.st_gid,
+        s.st_nlink,
+        s.st_mtime_ns,
+        s.st_rdev,
+        s.st_size if not stat.S_ISDIR(s.st_mode) else None,
+    )
+
+
+def test_mount_equals_source_and_records_a_trace(tmp_path, mounter):
+    src = make_rich_tree(tmp_path / "src")
+    mnt = tmp_path / "mnt"
+    m = start_mount([str(src)], mnt, trace=tmp_path / "t.trace")
+    mounter.append(m)
+    assert os.path.ismount(mnt)
+    assert walk(mnt) == walk(src)
+    for rel in walk(src):
+        a, b = src / rel, mnt / rel
+        assert meta(b) == meta(a), rel
+        if a.is_symlink():
+            assert os.readlink(b) == os.readlink(a)
+        elif a.is_file():
+            assert b.read_bytes() == a.read_bytes(), rel
+        if not a.is_symlink():
+            assert sorted(os.listxattr(b)) == sorted(os.listxattr(a)), rel
+    assert os.getxattr(mnt / "etc/hostname", "user.lazylab") == b"\x00binary\xff"
+    with pytest.raises(OSError) as e:
+        os.getxattr(mnt / "etc/hostname", "user.absent")
+    assert e.value.errno == 61  # ENODATA
+    # hard links share one inode; symlinks resolve inside the mount
+    assert os.stat(mnt / "usr/share/text").st_ino == os.stat(mnt / "usr/share/text-hardlink").st_ino
+    assert (mnt / "usr/bin/rel-link").read_bytes() == (src / "usr/share/text").read_bytes()
+    # offsets: a read in the middle of a file
+    with open(mnt / "usr/bin/big", "rb") as f:
+        f.seek(1_000_003)
+        assert f.read(10_000) == (src / "usr/bin/big").read_bytes()[1_000_003:1_010_003]
+    # read-only
+    with pytest.raises(OSError) as e:
+        open(mnt / "etc/hostname", "wb")
+    assert e.value.errno == 30  # EROFS
+    with pytest.raises(OSError):
+        (mnt / "new").write_bytes(b"x")
+    out = m.stop(signal.SIGTERM)
+    assert m.proc.returncode == 0 and not os.path.ismount(mnt)
+    assert "trace:" in out
+    trace = Trace.load(tmp_path / "t.trace")
+    reads = [o for o in trace if o.op is Op.READ and o.path == "usr/bin/big"]
+    assert any(o.offset <= 1_000_003 < o.offset + o.length for o in reads)
+    assert sum(o.length for o in reads) >= 1_500_000  # read fully once, then the 10 kB window
+    assert {Op.STAT, Op.LISTDIR, Op.OPEN, Op.READ, Op.READLINK} <= {o.op for o in trace}
+    assert all(o.think_s >= 0 for o in trace)
+
+
+def test_sigint_unmounts_cleanly(tmp_path, mounter):
+    src = make_rich_tree(tmp_path / "src")
+    mnt = tmp_path / "mnt"
+    m = start_mount([str(src)], mnt)
+    mounter.append(m)
+    assert (mnt / "etc/hostname").read_bytes() == b"lazylab\n"
+    m.stop(signal.SIGINT)
+    assert m.proc.returncode == 0 and not os.path.ismount(mnt)
+    assert list(mnt.iterdir()) == []
+
+
+def test_missing_source_is_one_line_error(tmp_path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(
+        ["python", "-m", "emulator.fuse", "no-such-registry.invalid/x:1", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[3],
+        check=False,
+        env={**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"},
+    )
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "lazylab: error:" in r.stderr
