@@ -60,3 +60,45 @@ def pushed_image(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFac
 
 
 os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def write_tree(root: Path, files: dict[str, bytes | tuple[str, str]]) -> None:
+    """Materialize `files` (see sample_files) as a directory tree."""
+    for name, spec in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(spec, tuple):
+            kind, target = spec
+            if kind == "symlink":
+                p.symlink_to(target)
+            elif kind == "hardlink":
+                os.link(root / target, p)
+            else:
+                p.mkdir(exist_ok=True)
+        else:
+            p.write_bytes(spec)
+
+
+@pytest.fixture(scope="session")
+def built_images(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """`sample_files()` built by imageformat in every lazy format it can write, pushed unchanged by skopeo.
+
+    Returns format name -> reference. Formats whose encoder is not available are left out.
+    """
+    require_tool("skopeo")
+    from imageformat.build import build_image
+
+    src = tmp_path_factory.mktemp("tree")
+    write_tree(src, sample_files())
+    out = {}
+    for fmt in ("estargz", "zstd:chunked", "zstd:chunked-legacy", "gzip"):
+        layout = tmp_path_factory.mktemp("built")
+        tag = fmt.replace(":", "-")
+        try:
+            build_image(src, layout, tag, fmt)
+        except ImportError:
+            continue
+        ref = f"{registry.host}/lab/built:{tag}"
+        skopeo_push(layout, tag, ref, compress_format=None)
+        out[fmt] = ref
+    return out

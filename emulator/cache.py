@@ -1,0 +1,187 @@
+"""Node caches for the lazy store: memory and on-disk, size-limited, LRU eviction, thread-safe.
+
+One cache object per emulated node is shared by every pod (every `LazyStore`) on it. Keys are
+opaque strings chosen by the store (they name the layer and the bytes). The store puts only
+verified decoded content (and, in block mode, raw compressed blocks, which are re-verified when
+decoded). Disk writes go to a temp file in the same directory and are renamed into place
+(`os.replace` is atomic on POSIX), so a crash or a fault mid-write leaves no half-written entry;
+stale temp files are removed when the cache opens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+TMP_SUFFIX = ".tmp"
+
+
+class Cache(Protocol):
+    def get(self, key: str) -> bytes | None: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
+
+    def discard(self, key: str) -> None: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+
+class MemoryCache:
+    """An in-memory LRU bounded by `capacity_bytes` (an entry larger than that is not kept)."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        if capacity_bytes < 0:
+            raise ValueError(f"capacity_bytes (={capacity_bytes}) must be >= 0")
+        self.capacity_bytes = capacity_bytes
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        self.evictions = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.capacity_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+            self._items[key] = data
+            self._size += len(data)
+            while self._size > self.capacity_bytes:
+                _, victim = self._items.popitem(last=False)
+                self._size -= len(victim)
+                self.evictions += 1
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= len(old)
+
+
+class DiskCache:
+    """Files under `root`, named by sha256(key); LRU by access, bounded by `capacity_bytes`."""
+
+    def __init__(self, root: str | Path, capacity_bytes: int) -> None:
+        if capacity_bytes < 0:
+            raise ValueError(f"capacity_bytes (={capacity_bytes}) must be >= 0")
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.capacity_bytes = capacity_bytes
+        self._index: OrderedDict[str, int] = OrderedDict()  # file name -> size
+        self._size = 0
+        self._lock = threading.Lock()
+        self.evictions = 0
+        for p in sorted(self.root.iterdir(), key=lambda p: p.stat().st_mtime):
+            if p.name.endswith(TMP_SUFFIX):
+                p.unlink(missing_ok=True)  # left by an interrupted write: never an entry
+            elif p.is_file():
+                self._index[p.name] = p.stat().st_size
+                self._size += p.stat().st_size
+
+    @staticmethod
+    def _name(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    @property
+    def size_bytes(self) -> int:
+        return self._size
+
+    def get(self, key: str) -> bytes | None:
+        name = self._name(key)
+        with self._lock:
+            if name not in self._index:
+                return None
+            self._index.move_to_end(name)
+        try:
+            return (self.root / name).read_bytes()
+        except FileNotFoundError:
+            with self._lock:
+                self._forget(name)
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.capacity_bytes:
+            return
+        name = self._name(key)
+        tmp = self.root / f"{name}.{threading.get_ident()}.{os.getpid()}{TMP_SUFFIX}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, self.root / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        with self._lock:
+            self._forget(name)
+            self._index[name] = len(data)
+            self._size += len(data)
+            while self._size > self.capacity_bytes and self._index:
+                victim, _ = next(iter(self._index.items()))
+                self._forget(victim)
+                (self.root / victim).unlink(missing_ok=True)
+                self.evictions += 1
+
+    def discard(self, key: str) -> None:
+        name = self._name(key)
+        with self._lock:
+            self._forget(name)
+        (self.root / name).unlink(missing_ok=True)
+
+    def _forget(self, name: str) -> None:
+        size = self._index.pop(name, None)
+        if size is not None:
+            self._size -= size
+
+
+class TieredCache:
+    """Memory in front of disk: hits on disk are promoted; puts go to both."""
+
+    def __init__(self, memory: MemoryCache, disk: DiskCache | None = None) -> None:
+        self.memory = memory
+        self.disk = disk
+
+    @property
+    def size_bytes(self) -> int:
+        return self.memory.size_bytes + (self.disk.size_bytes if self.disk else 0)
+
+    def get(self, key: str) -> bytes | None:
+        data = self.memory.get(key)
+        if data is None and self.disk is not None:
+            data = self.disk.get(key)
+            if data is not None:
+                self.memory.put(key, data)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        self.memory.put(key, data)
+        if self.disk is not None:
+            self.disk.put(key, data)
+
+    def discard(self, key: str) -> None:
+        self.memory.discard(key)
+        if self.disk is not None:
+            self.disk.discard(key)
+
+
+def make_node_cache(
+    *, memory_bytes: int = 256 << 20, disk_dir: str | Path | None = None, disk_bytes: int = 4 << 30
+) -> TieredCache:
+    """The cache one emulated node shares between its pods."""
+    return TieredCache(MemoryCache(memory_bytes), DiskCache(disk_dir, disk_bytes) if disk_dir else None)

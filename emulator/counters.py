@@ -1,0 +1,137 @@
+"""Per-layer and per-node counters of the lazy store (what moved, why, and how fast reads were).
+
+Purposes: `on_demand` (a reader waited for it), `prefetch` (before ready), `background`
+(low-priority fill), `toc` (TOC and footer). Byte counts are response-body bytes that crossed
+the link (including merged gap bytes), so they add up to what the registry sent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+# Read latency histogram bucket upper bounds, seconds (last bucket is +inf).
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    1e-5,
+    3e-5,
+    1e-4,
+    3e-4,
+    1e-3,
+    3e-3,
+    1e-2,
+    3e-2,
+    0.1,
+    0.3,
+    1.0,
+    3.0,
+    10.0,
+)
+
+
+class Purpose(StrEnum):
+    ON_DEMAND = "on_demand"
+    PREFETCH = "prefetch"
+    BACKGROUND = "background"
+    TOC = "toc"
+
+
+@dataclass(slots=True)
+class Counters:
+    bytes_on_demand: int = 0
+    bytes_prefetch: int = 0
+    bytes_background: int = 0
+    bytes_toc: int = 0
+    requests: int = 0
+    ranges: int = 0
+    cache_hits: int = 0  # verification units (chunks/files) served from a cache
+    cache_misses: int = 0  # units that had to be fetched
+    reads: int = 0
+    read_latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    read_latency_sum_s: float = 0.0
+
+    def add_transfer(self, purpose: Purpose, nbytes: int, requests: int, ranges: int) -> None:
+        attr = f"bytes_{purpose.value}"
+        setattr(self, attr, getattr(self, attr) + nbytes)
+        self.requests += requests
+        self.ranges += ranges
+
+    def observe_read(self, latency_s: float) -> None:
+        self.reads += 1
+        self.read_latency_sum_s += latency_s
+        self.read_latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+
+    @property
+    def bytes_total(self) -> int:
+        return self.bytes_on_demand + self.bytes_prefetch + self.bytes_background + self.bytes_toc
+
+    def merge(self, other: Counters) -> None:
+        for name in (
+            "bytes_on_demand",
+            "bytes_prefetch",
+            "bytes_background",
+            "bytes_toc",
+            "requests",
+            "ranges",
+            "cache_hits",
+            "cache_misses",
+            "reads",
+        ):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.read_latency_sum_s += other.read_latency_sum_s
+        self.read_latency_counts = [
+            a + b for a, b in zip(self.read_latency_counts, other.read_latency_counts, strict=True)
+        ]
+
+    def copy(self) -> Counters:
+        c = Counters()
+        c.merge(self)
+        return c
+
+    def minus(self, before: Counters) -> Counters:
+        """The difference `self - before` (what happened between two snapshots)."""
+        d = Counters()
+        d.merge(self)
+        for name in (
+            "bytes_on_demand",
+            "bytes_prefetch",
+            "bytes_background",
+            "bytes_toc",
+            "requests",
+            "ranges",
+            "cache_hits",
+            "cache_misses",
+            "reads",
+        ):
+            setattr(d, name, getattr(self, name) - getattr(before, name))
+        d.read_latency_sum_s -= before.read_latency_sum_s
+        d.read_latency_counts = [
+            a - b for a, b in zip(self.read_latency_counts, before.read_latency_counts, strict=True)
+        ]
+        return d
+
+
+class CounterSet:
+    """Counters per layer digest, summed on demand into a node total; thread-safe snapshots."""
+
+    def __init__(self) -> None:
+        self._by_layer: dict[str, Counters] = {}
+        self._lock = threading.Lock()
+
+    def layer(self, digest: str) -> Counters:
+        with self._lock:
+            return self._by_layer.setdefault(digest, Counters())
+
+    def layers(self) -> dict[str, Counters]:
+        with self._lock:
+            return {k: v.copy() for k, v in self._by_layer.items()}
+
+    def total(self, digests: Iterable[str] | None = None) -> Counters:
+        t = Counters()
+        with self._lock:
+            for k, v in self._by_layer.items():
+                if digests is None or k in digests:
+                    t.merge(v)
+        return t

@@ -1,0 +1,324 @@
+"""The lazy store: an image's merged file tree, served from verified chunks fetched on demand.
+
+Async core (one event loop): `LazyStore.open(...)` resolves the image and fetches/verifies each
+layer's TOC; `stat`/`listdir`/`readlink`/`xattrs` answer from the TOCs; `read(path, offset,
+length)` fetches only the chunks covering the bytes asked. `emulator.lazyview` wraps it in the
+blocking, thread-safe `FileSystemView`.
+
+Verification unit: a chunk with a `chunkDigest`, a single-chunk file (the file digest), or -
+when a multi-chunk file has no chunk digests - the whole file. A unit's bytes are decoded,
+hashed and compared before they are cached or returned: no byte reaches a reader unverified.
+Fetch granularity: `CHUNK` asks for the chunks' compressed ranges (c/storage style); `BLOCK`
+asks for the 50 000-byte aligned blob blocks covering them (stargz-store style), caching the
+raw blocks too (a unit that fails verification evicts its blocks and is fetched once more).
+Concurrent readers of the same unit share one fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from emulator.cache import Cache
+from emulator.client import LayerDescriptor, ResolvedImage
+from emulator.counters import Counters, CounterSet, Purpose
+from emulator.errors import VerificationError
+from emulator.overlay import MergedTree
+from emulator.ranges import RangeFetcher, RangePolicy
+from emulator.recorder import timed
+from emulator.reference import ImageReference
+from emulator.view import Stat
+from imageformat.byterange import ByteRange, merge_ranges
+from imageformat.layer import ChunkDecodeError, decode_chunk
+from imageformat.toc import Chunk, ChunkKind, Toc, TocEntry
+
+
+class Granularity(StrEnum):
+    CHUNK = "chunk"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreOptions:
+    granularity: Granularity = Granularity.CHUNK
+    block_size_bytes: int = 50_000  # stargz-store `blob.chunk_size`
+    range_policy: RangePolicy = field(default_factory=RangePolicy)
+    verify_retries: int = 1  # refetch a unit this many times after a digest mismatch
+
+    def __post_init__(self) -> None:
+        if self.block_size_bytes < 1:
+            raise ValueError(f"block_size_bytes (={self.block_size_bytes}) must be >= 1")
+        if self.verify_retries < 0:
+            raise ValueError(f"verify_retries (={self.verify_retries}) must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """The smallest piece that can be verified on its own."""
+
+    layer: int
+    chunks: tuple[Chunk, ...]  # in file order, contiguous
+    digest: str | None  # None only for all-zero units
+    key: str
+
+    @property
+    def file_range(self) -> ByteRange:
+        return ByteRange(self.chunks[0].file_offset, self.chunks[-1].file_offset + self.chunks[-1].size)
+
+    @property
+    def fetch_chunks(self) -> list[Chunk]:
+        return [c for c in self.chunks if c.kind is not ChunkKind.ZEROS]
+
+
+class LazyStore:
+    """One image's lazily fetched file tree (async API; call from the store's event loop)."""
+
+    def __init__(
+        self,
+        *,
+        ref: ImageReference,
+        image: ResolvedImage,
+        tocs: Sequence[Toc],
+        fetcher: RangeFetcher,
+        cache: Cache,
+        options: StoreOptions | None = None,
+        counters: CounterSet | None = None,
+        node_counters: CounterSet | None = None,
+    ) -> None:
+        if len(tocs) != len(image.layers):
+            raise ValueError("one TOC per layer is needed")
+        self.ref = ref
+        self.image = image
+        self.tocs = list(tocs)
+        self.layers: list[LayerDescriptor] = list(image.layers)
+        self.fetcher = fetcher
+        self.cache = cache
+        self.options = options or StoreOptions()
+        self.counters = counters or CounterSet()
+        self.node_counters = node_counters
+        self.tree = MergedTree(self.tocs)
+        self._inflight: dict[str, asyncio.Future[bytes]] = {}
+        self._on_demand = 0
+        self.idle = asyncio.Event()  # set while no on-demand read is in flight
+        self.idle.set()
+
+    # -- counters -----------------------------------------------------------------------------
+    def _count(self, layer: int, fn: str, *args: object) -> None:
+        digest = self.layers[layer].digest
+        for cs in (self.counters, self.node_counters):
+            if cs is not None:
+                getattr(cs.layer(digest), fn)(*args)
+
+    def _bump(self, layer: int, attr: str, n: int = 1) -> None:
+        digest = self.layers[layer].digest
+        for cs in (self.counters, self.node_counters):
+            if cs is not None:
+                c = cs.layer(digest)
+                setattr(c, attr, getattr(c, attr) + n)
+
+    def totals(self) -> Counters:
+        return self.counters.total()
+
+    # -- metadata -----------------------------------------------------------------------------
+    async def stat(self, path: str) -> Stat:
+        return self.tree.stat(path)
+
+    async def listdir(self, path: str) -> list[str]:
+        return self.tree.listdir(path)
+
+    async def readlink(self, path: str) -> str:
+        return self.tree.readlink(path)
+
+    async def xattrs(self, path: str) -> dict[str, bytes]:
+        return dict(self.tree.stat(path).xattrs)
+
+    # -- units --------------------------------------------------------------------------------
+    def units_for(self, layer: int, entry: TocEntry, wanted: ByteRange | None = None) -> list[Unit]:
+        """The verification units covering `wanted` (default: the whole file)."""
+        chunks = list(entry.chunks) if wanted is None else entry.chunks_for(wanted)
+        if not chunks:
+            return []
+        digest = self.layers[layer].digest
+        per_chunk = all(c.digest or c.kind is ChunkKind.ZEROS for c in entry.chunks) or len(entry.chunks) == 1
+        if not per_chunk:
+            if entry.digest is None:
+                raise VerificationError(f"{entry.path}: no file or chunk digest to verify it with")
+            whole = tuple(entry.chunks)
+            return [Unit(layer, whole, entry.digest, f"{digest}:file:{entry.path}")]
+        units = []
+        for c in chunks:
+            d = c.digest if c.digest else (entry.digest if len(entry.chunks) == 1 else None)
+            if d is None and c.kind is not ChunkKind.ZEROS:
+                raise VerificationError(f"{entry.path}: no file or chunk digest to verify it with")
+            key = f"{digest}:{c.compressed.start}-{c.compressed.stop}:{c.inner_offset}+{c.size}"
+            units.append(Unit(layer, (c,), d, key))
+        return units
+
+    # -- reads --------------------------------------------------------------------------------
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        """`length` bytes at `offset` of the file at `path` (symlinks followed), fetched on demand."""
+        start = time.perf_counter()
+        layer, entry = self.tree.regular(self.tree.resolve(path))
+        end = min(entry.size, offset + max(0, length))
+        if offset >= end:
+            return b""
+        wanted = ByteRange(offset, end)
+        units = self.units_for(layer, entry, wanted)
+        self._on_demand += 1
+        self.idle.clear()
+        try:
+            contents = await self.load(units, Purpose.ON_DEMAND)
+        finally:
+            self._on_demand -= 1
+            if self._on_demand == 0:
+                self.idle.set()
+        out = bytearray()
+        for u in units:
+            fr = u.file_range
+            data = contents[u.key]
+            lo, hi = max(wanted.start, fr.start), min(wanted.stop, fr.stop)
+            out += data[lo - fr.start : hi - fr.start]
+        self._count(layer, "observe_read", time.perf_counter() - start)
+        return bytes(out)
+
+    async def load(self, units: Iterable[Unit], purpose: Purpose) -> dict[str, bytes]:
+        """Verified content of every unit (cache, shared in-flight fetch, or one fetch per layer)."""
+        result: dict[str, bytes] = {}
+        waits: dict[str, asyncio.Future[bytes]] = {}
+        mine: list[Unit] = []
+        loop = asyncio.get_running_loop()
+        for u in {u.key: u for u in units}.values():
+            if not u.fetch_chunks:
+                result[u.key] = bytes(sum(c.size for c in u.chunks))
+                continue
+            data = self.cache.get(u.key)
+            counted = purpose is Purpose.ON_DEMAND  # hits/misses describe what readers saw
+            if data is not None:
+                if counted:
+                    self._bump(u.layer, "cache_hits")
+                result[u.key] = data
+            elif u.key in self._inflight:
+                if counted:
+                    self._bump(u.layer, "cache_hits")
+                waits[u.key] = self._inflight[u.key]
+            else:
+                if counted:
+                    self._bump(u.layer, "cache_misses")
+                fut: asyncio.Future[bytes] = loop.create_future()
+                self._inflight[u.key] = fut
+                mine.append(u)
+        if mine:
+            try:
+                fetched = await self._fetch_units(mine, purpose)
+            except BaseException as e:
+                for u in mine:
+                    fut = self._inflight.pop(u.key)
+                    if not fut.done():
+                        fut.set_exception(e)
+                        fut.exception()  # mark retrieved: the waiters re-raise it
+                raise
+            for u in mine:
+                self._inflight.pop(u.key).set_result(fetched[u.key])
+            result.update(fetched)
+        for key, w in waits.items():
+            result[key] = await asyncio.shield(w)
+        return result
+
+    async def _fetch_units(self, units: list[Unit], purpose: Purpose) -> dict[str, bytes]:
+        by_layer: dict[int, list[Unit]] = {}
+        for u in units:
+            by_layer.setdefault(u.layer, []).append(u)
+        out: dict[str, bytes] = {}
+        results = await asyncio.gather(
+            *(self._fetch_layer_units(i, us, purpose) for i, us in by_layer.items())
+        )
+        for r in results:
+            out.update(r)
+        return out
+
+    async def _fetch_layer_units(self, layer: int, units: list[Unit], purpose: Purpose) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        pending = units
+        for attempt in range(self.options.verify_retries + 1):
+            compressed = await self._fetch_compressed(
+                layer, [c.compressed for u in pending for c in u.fetch_chunks], purpose, refresh=attempt > 0
+            )
+            failed: list[Unit] = []
+            for u in pending:
+                try:
+                    content = self._decode_unit(layer, u, compressed)
+                except VerificationError:
+                    failed.append(u)
+                    continue
+                self.cache.put(u.key, content)
+                out[u.key] = content
+            if not failed:
+                return out
+            pending = failed
+        u = pending[0]
+        raise VerificationError(
+            f"layer {self.layers[layer].digest[:19]}: bytes {u.chunks[0].compressed.to_http()} do not match "
+            f"{u.digest} after {self.options.verify_retries + 1} fetches"
+        )
+
+    def _decode_unit(self, layer: int, u: Unit, compressed: dict[ByteRange, bytes]) -> bytes:
+        toc = self.tocs[layer]
+        with timed(self.fetcher.client.recorder, "decode", layer=self.layers[layer].digest) as t:
+            parts = []
+            for c in u.chunks:
+                data = b"" if c.kind is ChunkKind.ZEROS else compressed[c.compressed]
+                try:
+                    parts.append(decode_chunk(toc.compression, data, c, verify=False))
+                except ChunkDecodeError as e:
+                    raise VerificationError(str(e)) from None
+            content = b"".join(parts)
+            t.nbytes = len(content)
+        if u.digest is not None:
+            got = "sha256:" + hashlib.sha256(content).hexdigest()
+            if got != u.digest:
+                raise VerificationError(f"content digest {got} != {u.digest}")
+        return content
+
+    async def _fetch_compressed(
+        self, layer: int, wanted: list[ByteRange], purpose: Purpose, *, refresh: bool
+    ) -> dict[ByteRange, bytes]:
+        desc = self.layers[layer]
+        if self.options.granularity is Granularity.CHUNK:
+            got, stats = await self.fetcher.fetch(self.ref, desc.digest, wanted, layer=desc.digest)
+            self._count(layer, "add_transfer", purpose, stats.body_bytes, stats.requests, stats.ranges)
+            return got
+        # BLOCK: aligned blob blocks, cached raw (re-verified through the units they decode to)
+        bs = self.options.block_size_bytes
+        blocks: dict[int, bytes] = {}
+        missing: list[ByteRange] = []
+        for r in merge_ranges(wanted):
+            for b in range(r.start // bs, (r.stop - 1) // bs + 1):
+                if b in blocks:
+                    continue
+                key = f"{desc.digest}:blk{bs}:{b}"
+                data = None if refresh else self.cache.get(key)
+                if data is None:
+                    missing.append(ByteRange(b * bs, min((b + 1) * bs, desc.size)))
+                    blocks[b] = b""
+                else:
+                    blocks[b] = data
+        if missing:
+            spans = merge_ranges(missing)
+            got, stats = await self.fetcher.fetch(self.ref, desc.digest, spans, layer=desc.digest)
+            self._count(layer, "add_transfer", purpose, stats.body_bytes, stats.requests, stats.ranges)
+            for span in spans:
+                data = got[span]
+                for off in range(span.start, span.stop, bs):
+                    b = off // bs
+                    blocks[b] = data[off - span.start : off - span.start + bs]
+                    self.cache.put(f"{desc.digest}:blk{bs}:{b}", blocks[b])
+        out = {}
+        for r in wanted:
+            first, last = r.start // bs, (r.stop - 1) // bs
+            joined = b"".join(blocks[b] for b in range(first, last + 1))
+            out[r] = joined[r.start - first * bs : r.stop - first * bs]
+        return out
