@@ -1,0 +1,156 @@
+"""Sending response bodies over the emulated link: sendfile fast path, paced slices, body faults.
+
+A body is a sequence of pieces: literal bytes (multipart part headers, manifests) or ranges of a blob.
+Unshaped and fault-free bodies of on-disk blobs go out with `loop.sendfile` (zero copy); otherwise pieces
+are cut into slices, each paced by the link (registry_mock.shaping) before it is written. RESET/TRUNCATE
+cut the body after a number of bytes and kill the connection; CORRUPT flips chosen bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from imageformat.byterange import ByteRange
+
+from .config import FaultKind
+from .faults import NO_FAULTS, ActiveFaults
+from .shaping import Link, Transfer
+from .storage import Storage
+
+Piece = bytes | ByteRange
+
+
+@dataclass(frozen=True)
+class BlobSource:
+    storage: Storage
+    digest: str
+
+
+class BodyCut(Exception):
+    """The body was cut on purpose (RESET/TRUNCATE fault); the connection is gone."""
+
+    def __init__(self, message: str, response: web.StreamResponse, sent: int) -> None:
+        super().__init__(message)
+        self.response = response
+        self.sent = sent
+
+
+def body_length(pieces: Sequence[Piece]) -> int:
+    return sum(len(p) if isinstance(p, bytes) else p.length for p in pieces)
+
+
+async def send_body(
+    request: web.Request,
+    response: web.StreamResponse,
+    pieces: Sequence[Piece],
+    *,
+    source: BlobSource | None,
+    link: Link,
+    faults: ActiveFaults = NO_FAULTS,
+) -> int:
+    """Prepare `response` and send `pieces`; return the number of body bytes written."""
+    total = body_length(pieces)
+    async with link.transfer() as t:
+        await response.prepare(request)
+        path = source.storage.blob_path(source.digest) if source is not None else None
+        if not t.shaped and not faults and path is not None and total > 0:
+            sent = await _sendfile_pieces(request, response, pieces, path)
+        else:
+            sent = await _sliced(request, response, pieces, source, t, faults, total, path)
+    return sent
+
+
+async def _sendfile_pieces(
+    request: web.Request, response: web.StreamResponse, pieces: Sequence[Piece], path: os.PathLike[str] | str
+) -> int:
+    loop = asyncio.get_running_loop()
+    transport = request.transport
+    sent = 0
+    with open(path, "rb") as f:
+        for p in pieces:
+            if isinstance(p, bytes):
+                await response.write(p)
+                sent += len(p)
+                continue
+            if transport is None or transport.is_closing():
+                raise ConnectionResetError("client went away")
+            try:
+                await loop.sendfile(transport, f, p.start, p.length)
+            except NotImplementedError:
+                f.seek(p.start)
+                left = p.length
+                while left:
+                    chunk = f.read(min(left, 1 << 20))
+                    await response.write(chunk)
+                    left -= len(chunk)
+            sent += p.length
+    return sent
+
+
+async def _sliced(
+    request: web.Request,
+    response: web.StreamResponse,
+    pieces: Sequence[Piece],
+    source: BlobSource | None,
+    t: Transfer,
+    faults: ActiveFaults,
+    total: int,
+    path: os.PathLike[str] | str | None,
+) -> int:
+    cut = faults.cut_after(total) if faults else None
+    corrupt = faults.corrupt_positions(total) if faults else []
+    fd = os.open(path, os.O_RDONLY) if path is not None else None
+    body_pos = 0
+    sent = 0
+    try:
+        for p in pieces:
+            plen = len(p) if isinstance(p, bytes) else p.length
+            off = 0
+            while off < plen:
+                n = min(t.slice_bytes(), plen - off)
+                if cut is not None and body_pos + n > cut:
+                    n = cut - body_pos
+                if isinstance(p, bytes):
+                    data: bytes | bytearray | memoryview = p[off : off + n]
+                elif fd is not None:
+                    data = os.pread(fd, n, p.start + off)
+                else:
+                    assert source is not None
+                    data = source.storage.read_blob(source.digest, p.start + off, p.start + off + n)
+                if corrupt and corrupt[0] < body_pos + n:
+                    data = bytearray(data)
+                    while corrupt and corrupt[0] < body_pos + n:
+                        data[corrupt.pop(0) - body_pos] ^= 0xFF
+                await t.pace(n)
+                if n:
+                    await response.write(data)
+                off += n
+                body_pos += n
+                sent += n
+                if cut is not None and body_pos >= cut:
+                    await _kill(request, response, reset=FaultKind.RESET in faults)
+                    raise BodyCut(f"body cut after {sent} of {total} bytes", response, sent)
+    finally:
+        if fd is not None:
+            os.close(fd)
+    return sent
+
+
+async def _kill(request: web.Request, response: web.StreamResponse, *, reset: bool) -> None:
+    transport = request.transport
+    if transport is None:
+        return
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    else:
+        transport.close()  # asyncio flushes what is buffered, then sends FIN: a short body
