@@ -185,7 +185,7 @@ def jtoc_to_toc(obj: Any, *, fmt: LayerFormat, compression: Compression, data_en
                      if e.get("type") in ("reg", "chunk") and "offset" in e})
     if starts and starts[-1] >= data_end:
         raise TocError(f"TOC offset {starts[-1]} is past the end of the layer data ({data_end})")
-    next_start = {a: b for a, b in zip(starts, [*starts[1:], data_end], strict=True)}
+    next_start = dict(zip(starts, [*starts[1:], data_end], strict=False))
     entries: list[TocEntry] = []
     seen_pieces: set[tuple[int, int]] = set()
     cur: dict[str, Any] | None = None  # the reg entry being filled, as keyword arguments
