@@ -18,13 +18,15 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from experiments.config import canonical_json
 from experiments.errors import ResultsError
-from experiments.framework import RunData, RunResult
+from experiments.framework import Calibration, Experiment, RunData, RunResult
 from startup.record import StartupRecord, read_csv, write_csv
 
 RESULT_FILE = "result.json"
@@ -96,6 +98,53 @@ class ResultCache:
                 r = self.load_result(experiment, d.name)
                 if r is not None:
                     yield r
+
+
+@dataclass(frozen=True, kw_only=True)
+class CachedRuns:
+    """What the cache holds for a plan."""
+
+    runs: tuple[RunData, ...]  # finished (ok or failed), plan order
+    planned: int
+    exact: int  # found under the current key
+    older: int  # found with another code version / calibration
+    missing: int
+
+    @property
+    def ok(self) -> tuple[RunData, ...]:
+        return tuple(r for r in self.runs if r.ok)
+
+    @property
+    def failed(self) -> tuple[RunData, ...]:
+        return tuple(r for r in self.runs if not r.ok)
+
+
+def collect(exp: Experiment, cache: ResultCache, calibration: Calibration, code_version: str) -> CachedRuns:
+    """The cached runs of `exp`'s plan, in plan order; nothing is run.
+
+    Each planned (config, seed) is looked up by its current key; when the code or calibration
+    changed since, the newest cached run of the same effective config and seed stands in and is
+    counted as `older`.
+    """
+    tasks = exp.plan(calibration, code_version)
+    by_config: dict[tuple[str, int], RunResult] = {}
+    for r in cache.results(exp.name):
+        k = (canonical_json(r.effective_config), r.seed)
+        if k not in by_config or r.finished_utc > by_config[k].finished_utc:
+            by_config[k] = r
+    runs: list[RunData] = []
+    exact = older = 0
+    for t in tasks:
+        if cache.load_result(exp.name, t.key) is not None:
+            runs.append(cache.load(exp.name, t.key))
+            exact += 1
+            continue
+        alt = by_config.get((canonical_json(t.config), t.seed))
+        if alt is not None:
+            runs.append(cache.load(exp.name, alt.key))
+            older += 1
+    return CachedRuns(runs=tuple(runs), planned=len(tasks), exact=exact, older=older,
+                      missing=len(tasks) - exact - older)
 
 
 def _write_rows(rows: Sequence[Mapping[str, Any]], path: Path) -> None:

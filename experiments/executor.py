@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from experiments.cache import ResultCache
+from experiments.cache import ResultCache, collect
 from experiments.codeversion import code_version as compute_code_version
 from experiments.framework import Calibration, Experiment, RunOutput, RunResult, RunTask
 from startup.record import StartupRecord
@@ -139,6 +139,8 @@ class SweepSummary:
     ran: int
     failed: int
     results_dir: Path
+    message: str = ""  # what the experiment's `after` hook said
+    first_error: str = ""  # the error of the first run that failed in this sweep
 
     @property
     def total(self) -> int:
@@ -155,22 +157,29 @@ def run_sweep(
     accept_failed: bool = False,
     progress: bool = True,
 ) -> SweepSummary:
-    """Plan, skip cached keys, execute the rest on `backend`, write each outcome as it arrives."""
+    """Plan, skip cached keys, execute the rest on `backend`, write each outcome as it arrives,
+    then call the experiment's `after` hook (if any) on the successful cached runs."""
     cache = ResultCache(results_dir)
     cal = calibration or Calibration.none()
     version = code_version or compute_code_version(experiment.code_packages, extra=(experiment.run,))
     tasks = experiment.plan(cal, version)
     pending = [t for t in tasks if not cache.is_cached(experiment.name, t.key, accept_failed=accept_failed)]
     ran = failed = 0
+    first_error = ""
     with _progress(progress, experiment.name, len(tasks), len(tasks) - len(pending)) as advance:
         for _task, outcome in (backend or inline_backend)(pending) if pending else ():
             cache.store(outcome.result, outcome.records, outcome.tables)
             ran += 1
             failed += not outcome.result.ok
+            first_error = first_error or outcome.result.error
             advance(outcome.result.ok)
+    message = ""
+    if experiment.after is not None:
+        message = experiment.after(collect(experiment, cache, cal, version).ok)
     return SweepSummary(experiment=experiment.name, keys=tuple(t.key for t in tasks),
                         cached=len(tasks) - len(pending), ran=ran, failed=failed,
-                        results_dir=Path(results_dir))
+                        results_dir=Path(results_dir), message=message,
+                        first_error=first_error)
 
 
 class _progress:

@@ -219,6 +219,8 @@ class Experiment:
     - `replications`: seeds `first_seed .. first_seed + replications - 1` per factor point.
     - `effective`: normalises a config (e.g. fills the engine's defaults) before keying; the
       effective config is what the run receives and what `config.toml` records.
+    - `after`: called by `run_sweep` once the sweep is done, with the successful cached runs of
+      the plan; for side effects such as writing the calibration params file; returns a message.
     - `uses_calibration`: False keys runs on "none" instead of the calibration digest.
     - `quick_*`: the `--quick` variant (fewer levels/seeds, smaller base via dotted overrides).
     - `code_packages`: packages whose sources define `code_version` (see experiments/codeversion.py).
@@ -233,6 +235,7 @@ class Experiment:
     tabulate: Callable[[Sequence[RunData]], Sequence[Table]] = _no_tables
     plot: Callable[[Sequence[RunData]], Sequence[Plot]] = _no_plots
     effective: Callable[[Config], Config] = _identity
+    after: Callable[[Sequence[RunData]], str] | None = None
     description: str = ""
     uses_calibration: bool = True
     quick_factors: Mapping[str, Sequence[Any]] | None = None

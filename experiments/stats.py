@@ -87,9 +87,16 @@ class Estimate:
     def __str__(self) -> str:
         if math.isnan(self.mean):
             return "n/a"
+
+        def num(x: float, digits: int) -> str:
+            return f"{x:,.0f}" if abs(x) >= 1e5 else f"{x:.{digits}g}"
+
         if self.n < 2 or math.isnan(self.half_width):
-            return f"{self.mean:.4g}"
-        return f"{self.mean:.4g} ± {self.half_width:.2g}"
+            return num(self.mean, 4)
+        half = self.half_width
+        if half <= 1e-9 * abs(self.mean):  # identical across seeds, up to rounding
+            half = 0.0
+        return f"{num(self.mean, 4)} ± {num(half, 2)}"
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Estimate:

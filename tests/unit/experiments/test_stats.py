@@ -47,3 +47,11 @@ def test_bootstrap_is_seeded_and_brackets_the_statistic():
     b = bootstrap_ci(xs, lambda v: float(np.percentile(v, 95)), seed=3)
     assert a == b
     assert a.low <= a.mean <= a.high
+
+
+def test_estimate_text():
+    assert str(mean_ci([1.0, 1.0 + 1e-17, 1.0])) == "1 ± 0"
+    assert str(mean_ci([2e6, 2e6])) == "2,000,000 ± 0"
+    assert str(mean_ci([1.0])) == "1"
+    assert str(mean_ci([])) == "n/a"
+    assert str(mean_ci([1.0, 2.0, 3.0])) == "2 ± 2.5"

@@ -7,11 +7,14 @@ $LAZYLAB_XP_COUNTER (if set) so tests can count real executions instead of timin
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from experiments.framework import Calibration, RunOutput
+from experiments.framework import Calibration, Experiment, Plot, RunData, RunOutput, Table
+from experiments.tables import estimate, group_runs, summary_table
 from startup.modes import PullMode
 from startup.record import StartupRecord
 
@@ -30,7 +33,8 @@ def run(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutpu
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     link = config["link"]
     size = int(config["image_bytes"])
-    overhead = 0.0 if calibration.params is None else float(calibration.params["overhead_s"])
+    params = calibration.params
+    overhead = float(params["overhead_s"]) if isinstance(params, dict) else 0.0
     mode = PullMode.parse(config["mode"])
     fetched = size if mode in (PullMode.FULL, PullMode.PARTIAL) else size // 10
     records = []
@@ -47,3 +51,28 @@ def run(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutpu
 
 BASE = {"mode": "full", "image_bytes": 1_000_000, "pods": 2,
         "link": {"rtt_s": 0.001, "bandwidth_bytes_per_s": 1e7}}
+
+
+def tabulate(runs: Sequence[RunData]) -> list[Table]:
+    return [summary_table(runs, title="Time to ready by mode", by=("mode",),
+                          metrics=("pull_s", "time_to_ready_s", "bytes_fetched"))]
+
+
+def plot(runs: Sequence[RunData]) -> list[Plot]:
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    groups = group_runs(runs, ("mode",))
+    ax.bar([k[0] for k in groups], [estimate(g, "time_to_ready_s").mean for g in groups.values()])
+    ax.set_ylabel("time to ready (s)")
+    return [Plot(name="ready", figure=fig, caption="Mean time to ready per mode")]
+
+
+def after(runs: Sequence[RunData]) -> str:
+    return f"after: {len(runs)} successful runs"
+
+
+EXPERIMENT = Experiment(name="xp", description="Framework test experiment.\nSecond line.", run=run, base=BASE,
+                        factors={"mode": ["full", "lazy"]}, replications=3, tabulate=tabulate, plot=plot,
+                        after=after, quick_factors={"mode": ["lazy"]}, quick_replications=1)
+
+FAILING = Experiment(name="xp-fail", run=run, base={**BASE, "fail": True}, factors={"fail": [False, True]})
