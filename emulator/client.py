@@ -87,6 +87,7 @@ class ResolvedImage:
     config: Mapping[str, Any]
     layers: tuple[LayerDescriptor, ...]
     bytes_manifest: int  # index + manifest + config bytes moved
+    requests: int = 0  # documents fetched (index, manifest, config)
 
 
 class _Retry(Exception):
@@ -276,13 +277,14 @@ class RegistryClient:
     async def resolve(self, ref: ImageReference) -> ResolvedImage:
         """Index -> platform manifest -> config, every document verified by digest."""
         body, ctype = await self._get_manifest(ref, ref.reference)
-        moved = len(body)
+        moved, docs = len(body), 2
         doc = _json(body, "manifest")
         mtype = doc.get("mediaType") or ctype
         if mtype in (MT_OCI_INDEX, MT_DOCKER_LIST) or "manifests" in doc:
             digest = self._pick_platform(doc, ref)
             body, ctype = await self._get_manifest(ref, digest)
             moved += len(body)
+            docs += 1
             doc = _json(body, "manifest")
         manifest_digest = sha256_digest(body)
         try:
@@ -317,6 +319,7 @@ class RegistryClient:
             config=config,
             layers=tuple(layers),
             bytes_manifest=moved,
+            requests=docs,
         )
 
     def _pick_platform(self, index: Mapping[str, Any], ref: ImageReference) -> str:

@@ -38,6 +38,9 @@ class RangePolicy:
     max_ranges_per_request: int = 1024
     merge_gap_bytes: int = 1024
     force_single_range: bool = False
+    # c/storage (`mergeMissingChunks`): merge the smallest gaps until max_ranges remain, one request;
+    # False (stargz-store style): send several requests of max_ranges each
+    merge_to_fit: bool = False
 
     def __post_init__(self) -> None:
         if self.max_ranges_per_request < 1:
@@ -107,7 +110,24 @@ def plan_requests(wanted: Sequence[ByteRange], policy: RangePolicy, max_ranges: 
         return []
     if max_ranges == 1 or policy.force_single_range:
         return [[ByteRange(merged[0].start, merged[-1].stop)]]
+    if policy.merge_to_fit and len(merged) > max_ranges:
+        return [merge_to_count(merged, max_ranges)]
     return [merged[i : i + max_ranges] for i in range(0, len(merged), max_ranges)]
+
+
+def merge_to_count(ranges: Sequence[ByteRange], count: int) -> list[ByteRange]:
+    """Merge the smallest gaps of sorted disjoint `ranges` until at most `count` remain."""
+    if len(ranges) <= count:
+        return list(ranges)
+    gaps = sorted(range(len(ranges) - 1), key=lambda i: (ranges[i + 1].start - ranges[i].stop, i))
+    join = set(gaps[: len(ranges) - count])
+    out = [ranges[0]]
+    for i in range(1, len(ranges)):
+        if i - 1 in join:
+            out[-1] = ByteRange(out[-1].start, ranges[i].stop)
+        else:
+            out.append(ranges[i])
+    return out
 
 
 class RangeFetcher:

@@ -91,7 +91,12 @@ def built_images(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFac
     src = tmp_path_factory.mktemp("tree")
     write_tree(src, sample_files())
     out = {}
+    import importlib.util
+
+    zstd_ready = all(importlib.util.find_spec(m) for m in ("imageformat.zstdchunked", "imageformat.zstdchunked_toc"))
     for fmt in ("estargz", "zstd:chunked", "zstd:chunked-legacy", "gzip"):
+        if fmt.startswith("zstd") and not zstd_ready:
+            continue
         layout = tmp_path_factory.mktemp("built")
         tag = fmt.replace(":", "-")
         try:
