@@ -152,7 +152,8 @@ async def pipeline(request: web.Request, handler: Callable[[web.Request], Awaita
         st.access_log.write({
             "ts": time.time(), "method": request.method, "path": request.path[:512],
             "query": request.query_string[:512], "status": status, "endpoint": ctx.endpoint,
-            "ranges": ctx.ranges, "range": ctx.range_header, "bytes_sent": ctx.bytes_sent,
+            "ranges": ctx.ranges, "range": ctx.range_header,
+            "range_header_bytes": ctx.range_header_bytes, "bytes_sent": ctx.bytes_sent,
             "duration_s": round(duration, 6), "repo": ctx.repo, "digest": ctx.digest,
             "faults": ctx.faults.names(),
         })

@@ -64,6 +64,7 @@ def _plan(request: web.Request, size: int, digest: str) -> RangePlan:
     ctx = ctx_of(request)
     header = request.headers.get("Range")
     ctx.range_header = header[:256] if header else None
+    ctx.range_header_bytes = len(header) if header else 0
     if header is None:
         return plan_ranges(None, size)
     n_specs = count_range_specs(header)

@@ -32,13 +32,14 @@ class RequestContext:
     repo: str | None = None
     digest: str | None = None
     ranges: int = 0
-    range_header: str | None = None
+    range_header: str | None = None  # first 256 characters
+    range_header_bytes: int = 0
     bytes_sent: int = 0
     faults: ActiveFaults = field(default_factory=lambda: NO_FAULTS)
 
 
 STATE = web.AppKey("registry_state", RegistryState)
-_CTX = "registry_ctx"
+_CTX = web.RequestKey("registry_ctx", RequestContext)
 
 
 def state_of(request: web.Request) -> RegistryState:
