@@ -93,7 +93,8 @@ def built_images(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFac
     out = {}
     import importlib.util
 
-    zstd_ready = all(importlib.util.find_spec(m) for m in ("imageformat.zstdchunked", "imageformat.zstdchunked_toc"))
+    modules = ("imageformat.zstdchunked", "imageformat.zstdchunked_toc")
+    zstd_ready = all(importlib.util.find_spec(m) for m in modules)
     for fmt in ("estargz", "zstd:chunked", "zstd:chunked-legacy", "gzip"):
         if fmt.startswith("zstd") and not zstd_ready:
             continue

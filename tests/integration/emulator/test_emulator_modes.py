@@ -39,7 +39,8 @@ def expected_digest() -> str:
     files = sample_files()
     big, conf = files["usr/bin/big"], files["etc/app.conf"]
     assert isinstance(big, bytes) and isinstance(conf, bytes)
-    return "sha256:" + hashlib.sha256(b"hi\n" + big[:65536] + big[2_500_000:2_800_000] + conf[100:10_100]).hexdigest()
+    read = b"hi\n" + big[:65536] + big[2_500_000:2_800_000] + conf[100:10_100]
+    return "sha256:" + hashlib.sha256(read).hexdigest()
 
 
 @pytest.mark.parametrize("fmt", ["estargz", "zstd:chunked", "zstd:chunked-legacy"])
