@@ -1,22 +1,28 @@
 """The calibration fit: timed operations measured on this machine -> `FittedParams` with fit errors.
 
 Measurements are named timed operations (`Measurement`, one row each, as the emulator's recorder
-produces them plus the configured link they ran over). Each group has a linear model fitted by
-least squares on *relative* residuals (rows weighted by 1/duration, so a 2 ms request counts as
-much as a 20 s transfer):
+produces them plus the configured link they ran over). Each group is fitted by least squares on
+*relative* residuals (rows weighted by 1/duration, so a 2 ms request counts as much as a 20 s
+transfer). `FittedParams` has two layers:
 
-    range_get / blob_get   d - rtts*rtt = request_overhead_s + range_overhead_s*(ranges-1)
-                                          + nbytes / (efficiency(B) * B)   (one efficiency per B)
-    read  (via fuse|inprocess, warm cache)
-                           d = a + b*nbytes + [via=fuse] * (fuse_op_s + fuse_byte_s*nbytes)
-    decode (codec zstd|gzip)   d = decode_call_s + nbytes_out / decode_<codec>_bytes_per_s
-    extract                d = extract_file_s*files + nbytes / extract_bytes_per_s
+- the simulator's `CalibratedParams` (sim/params.py), field for field, fitted in the form the
+  simulator uses them:
+      GET      d - rtt = request_overhead_s + nbytes / (bandwidth_efficiency * B)
+      read     d = local_op_s + nbytes / local_read_bytes_per_s            (via inprocess)
+               + fuse_op_s + fuse_byte_s * nbytes                          (via fuse, extra)
+      decode   d = model_decode_call_s + nbytes_out / <codec>_decode_bytes_per_s
+      extract  d = model_extract_file_s * files + nbytes / extract_bytes_per_s
+  (`create_s` is not measured here and keeps its default);
+- `model_*`: a finer GET model the validation uses to explain residuals:
+      d = model_rtts_per_request * rtt + model_request_overhead_s
+          + model_range_overhead_s * (ranges - 1) + nbytes / (efficiency(B) * B)
+  with one efficiency per configured bandwidth level; `model_rtts_per_request` is fitted only
+  when two or more RTT levels were measured (else 1), `model_range_overhead_s` only when the
+  ranges per request vary (else 0).
 
-`rtts_per_request` is fitted only when two or more RTT levels were measured (else fixed at 1);
-`range_overhead_s` only when the ranges per request vary (else 0). A parameter whose group was
-not measured keeps its documented default and is marked `fitted = false`. Every fitted
-parameter states its standard error, and its group's RMSE (s), R^2 and median relative error.
-The params file format and its digest live in experiments/calibration_file.py.
+A parameter whose group was not measured keeps its default and is marked `fitted = false`.
+Every fitted parameter states its standard error, and its group's RMSE (s), R^2 and median
+relative error. The params file format and its digest live in experiments/calibration_file.py.
 """
 
 from __future__ import annotations
@@ -88,46 +94,71 @@ class FitStat:
 
 @dataclass(frozen=True, kw_only=True)
 class FittedParams:
-    """What the simulator needs from this machine (defaults are plausible, not measured)."""
+    """What the simulator needs from this machine. Defaults are sim/params.py's (not measured)."""
 
-    request_overhead_s: float = 0.0005
-    rtts_per_request: float = 1.0
-    range_overhead_s: float = 0.0
-    bandwidth_levels_bytes_per_s: tuple[float, ...] = ()
-    bandwidth_efficiency: tuple[float, ...] = ()  # effective / configured, per level above
+    # -- sim.params.CalibratedParams, field for field ---------------------------------------
+    request_overhead_s: float = 0.0002
+    bandwidth_efficiency: float = 0.95  # goodput / configured rate, pooled over levels
     fuse_op_s: float = 20e-6
-    fuse_byte_s: float = 0.2e-9
-    decode_call_s: float = 5e-6
-    decode_zstd_bytes_per_s: float = 1.0e9
-    decode_gzip_bytes_per_s: float = 3.0e8
-    extract_file_s: float = 20e-6
-    extract_bytes_per_s: float = 1.0e9
+    fuse_byte_s: float = 0.5e-9
+    zstd_decode_bytes_per_s: float = 800e6
+    gzip_decode_bytes_per_s: float = 250e6
+    extract_bytes_per_s: float = 500e6
+    local_read_bytes_per_s: float = 4e9
+    local_op_s: float = 2e-6
+    create_s: float = 0.05
+    # -- the finer model ---------------------------------------------------------------------
+    model_request_overhead_s: float = 0.0002
+    model_rtts_per_request: float = 1.0
+    model_range_overhead_s: float = 0.0
+    model_decode_call_s: float = 0.0
+    model_extract_file_s: float = 0.0
+    model_bandwidth_levels_bytes_per_s: tuple[float, ...] = ()
+    model_bandwidth_efficiencies: tuple[float, ...] = ()  # per level above
     fit: Mapping[str, FitStat] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.bandwidth_levels_bytes_per_s) != len(self.bandwidth_efficiency):
-            raise CalibrationError("bandwidth_levels_bytes_per_s and bandwidth_efficiency differ in length")
-        for name in ("decode_zstd_bytes_per_s", "decode_gzip_bytes_per_s", "extract_bytes_per_s"):
-            if not getattr(self, name) > 0:
+        if len(self.model_bandwidth_levels_bytes_per_s) != len(self.model_bandwidth_efficiencies):
+            raise CalibrationError("model_bandwidth_levels_bytes_per_s and model_bandwidth_efficiencies "
+                                   "differ in length")
+        for name in SCALARS:
+            if not math.isfinite(getattr(self, name)):
+                raise CalibrationError(f"{name} (={getattr(self, name)}) must be finite")
+            if name.endswith("bytes_per_s") and not getattr(self, name) > 0:
                 raise CalibrationError(f"{name} (={getattr(self, name)}) must be > 0")
+        if not self.bandwidth_efficiency > 0:
+            raise CalibrationError(f"bandwidth_efficiency (={self.bandwidth_efficiency}) must be > 0")
+
+    def sim_params(self) -> dict[str, float]:
+        """The simulator's CalibratedParams fields (pass as `CalibratedParams(**p.sim_params())`)."""
+        return {name: float(getattr(self, name)) for name in SIM_FIELDS}
 
     def efficiency(self, bandwidth_bytes_per_s: float) -> float:
-        """Effective/configured throughput at a link rate: interpolated in log(rate), clamped."""
-        levels, eff = self.bandwidth_levels_bytes_per_s, self.bandwidth_efficiency
+        """Finer model: efficiency at a link rate, interpolated in log(rate) and clamped; the
+        pooled `bandwidth_efficiency` when no levels were measured."""
+        levels, eff = self.model_bandwidth_levels_bytes_per_s, self.model_bandwidth_efficiencies
         if not levels:
-            return 1.0
+            return self.bandwidth_efficiency
         return float(np.interp(math.log(bandwidth_bytes_per_s), np.log(levels), eff))
 
-    def predict_get_s(self, nbytes: int, bandwidth_bytes_per_s: float, rtt_s: float,
-                      ranges: int = 1) -> float:
-        """Model duration of one GET (the simulator's view of a request on an idle link)."""
-        return (self.rtts_per_request * rtt_s + self.request_overhead_s
-                + self.range_overhead_s * (ranges - 1)
+    def predict_get_s(self, nbytes: int, bandwidth_bytes_per_s: float, rtt_s: float) -> float:
+        """One GET on an idle link as the simulator's params predict it."""
+        return rtt_s + self.request_overhead_s + nbytes / (self.bandwidth_efficiency * bandwidth_bytes_per_s)
+
+    def predict_get_model_s(self, nbytes: int, bandwidth_bytes_per_s: float, rtt_s: float,
+                            ranges: int = 1) -> float:
+        """One GET on an idle link as the finer model predicts it."""
+        return (self.model_rtts_per_request * rtt_s + self.model_request_overhead_s
+                + self.model_range_overhead_s * (ranges - 1)
                 + nbytes / (self.efficiency(bandwidth_bytes_per_s) * bandwidth_bytes_per_s))
 
 
-SCALARS = tuple(f.name for f in fields(FittedParams)
-                if f.name not in ("fit", "bandwidth_levels_bytes_per_s", "bandwidth_efficiency"))
+SIM_FIELDS = ("request_overhead_s", "bandwidth_efficiency", "fuse_op_s", "fuse_byte_s",
+              "zstd_decode_bytes_per_s", "gzip_decode_bytes_per_s", "extract_bytes_per_s",
+              "local_read_bytes_per_s", "local_op_s", "create_s")
+MODEL_FIELDS = ("model_request_overhead_s", "model_rtts_per_request", "model_range_overhead_s",
+                "model_decode_call_s", "model_extract_file_s")
+SCALARS = SIM_FIELDS + MODEL_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,34 +201,37 @@ def _stat(g: _Group, i: int, stderr: float | None = None) -> FitStat:
 
 
 def _fit_gets(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    y = np.array([m.duration_s for m in ms])
+    rtt = np.array([m.rtt_s for m in ms])
+    # the simulator's form: one RTT, one overhead, one pooled efficiency
+    g = _wls(np.array([[1.0, m.nbytes / m.bandwidth_bytes_per_s] for m in ms]), y, rtt)
+    if g.coef[1] <= 0:
+        raise CalibrationError("fitted transfer time per byte is not positive; measure larger transfers")
+    out["request_overhead_s"], stats["request_overhead_s"] = float(g.coef[0]), _stat(g, 0)
+    out["bandwidth_efficiency"] = 1.0 / float(g.coef[1])
+    stats["bandwidth_efficiency"] = _stat(g, 1, float(g.stderr[1]) / float(g.coef[1]) ** 2)  # d(1/x)
+    # the finer form
     levels = sorted({m.bandwidth_bytes_per_s for m in ms})
-    rtts = {m.rtt_s for m in ms}
-    counts = {m.count for m in ms}
-    cols = ["request_overhead_s"] + (["rtts_per_request"] if len(rtts) > 1 else []) \
-        + (["range_overhead_s"] if len(counts) > 1 else [])
+    cols = ["model_request_overhead_s"] + (["model_rtts_per_request"] if len({*rtt}) > 1 else []) \
+        + (["model_range_overhead_s"] if len({m.count for m in ms}) > 1 else [])
     X = np.zeros((len(ms), len(cols) + len(levels)))
     for r, m in enumerate(ms):
-        row = {"request_overhead_s": 1.0, "rtts_per_request": m.rtt_s, "range_overhead_s": m.count - 1.0}
+        row = {"model_request_overhead_s": 1.0, "model_rtts_per_request": m.rtt_s,
+               "model_range_overhead_s": m.count - 1.0}
         X[r, : len(cols)] = [row[c] for c in cols]
         X[r, len(cols) + levels.index(m.bandwidth_bytes_per_s)] = m.nbytes / m.bandwidth_bytes_per_s
-    y = np.array([m.duration_s for m in ms])
-    offset = None if "rtts_per_request" in cols else np.array([m.rtt_s for m in ms])
-    g = _wls(X, y, offset)
+    g = _wls(X, y, None if "model_rtts_per_request" in cols else rtt)
     for i, c in enumerate(cols):
         out[c], stats[c] = float(g.coef[i]), _stat(g, i)
     inv = g.coef[len(cols):]
     if np.any(inv <= 0):
         raise CalibrationError("fitted transfer time per byte is not positive; measure larger transfers")
     eff = 1.0 / inv
-    out["bandwidth_levels_bytes_per_s"] = tuple(float(b) for b in levels)
-    out["bandwidth_efficiency"] = tuple(float(e) for e in eff)
-    for j, b in enumerate(levels):  # d(1/x) = dx/x^2
+    out["model_bandwidth_levels_bytes_per_s"] = tuple(float(b) for b in levels)
+    out["model_bandwidth_efficiencies"] = tuple(float(e) for e in eff)
+    for j, b in enumerate(levels):
         k = len(cols) + j
-        stats[f"bandwidth_efficiency@{b:.6g}"] = _stat(g, k, float(g.stderr[k] * eff[j] ** 2))
-    if "rtts_per_request" not in cols:
-        stats["rtts_per_request"] = FitStat(fitted=False)
-    if "range_overhead_s" not in cols:
-        stats["range_overhead_s"] = FitStat(fitted=False)
+        stats[f"model_bandwidth_efficiency@{b:.6g}"] = _stat(g, k, float(g.stderr[k] * eff[j] ** 2))
 
 
 def _fit_reads(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
@@ -205,6 +239,10 @@ def _fit_reads(ms: Sequence[Measurement], out: dict[str, object], stats: dict[st
         raise CalibrationError("FUSE cost needs the same reads measured both via fuse and inprocess")
     X = np.array([[1.0, m.nbytes, m.via == "fuse", (m.via == "fuse") * m.nbytes] for m in ms], dtype=float)
     g = _wls(X, np.array([m.duration_s for m in ms]))
+    out["local_op_s"], stats["local_op_s"] = float(g.coef[0]), _stat(g, 0)
+    if g.coef[1] > 0:
+        out["local_read_bytes_per_s"] = 1.0 / float(g.coef[1])
+        stats["local_read_bytes_per_s"] = _stat(g, 1, float(g.stderr[1]) / float(g.coef[1]) ** 2)
     out["fuse_op_s"], stats["fuse_op_s"] = float(g.coef[2]), _stat(g, 2)
     out["fuse_byte_s"], stats["fuse_byte_s"] = float(g.coef[3]), _stat(g, 3)
 
@@ -216,19 +254,19 @@ def _fit_decode(ms: Sequence[Measurement], out: dict[str, object], stats: dict[s
         X[r, 0] = 1.0
         X[r, 1 + codecs.index(m.codec)] = m.nbytes
     g = _wls(X, np.array([m.duration_s for m in ms]))
-    out["decode_call_s"], stats["decode_call_s"] = float(g.coef[0]), _stat(g, 0)
+    out["model_decode_call_s"], stats["model_decode_call_s"] = float(g.coef[0]), _stat(g, 0)
     for j, c in enumerate(codecs):
         inv = float(g.coef[1 + j])
         if inv <= 0:
             raise CalibrationError(f"fitted {c} decode time per byte is not positive; decode larger inputs")
-        name = f"decode_{c}_bytes_per_s"
+        name = f"{c}_decode_bytes_per_s"
         out[name], stats[name] = 1.0 / inv, _stat(g, 1 + j, float(g.stderr[1 + j]) / inv**2)
 
 
 def _fit_extract(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
     X = np.array([[m.count, m.nbytes] for m in ms], dtype=float)
     g = _wls(X, np.array([m.duration_s for m in ms]))
-    out["extract_file_s"], stats["extract_file_s"] = float(g.coef[0]), _stat(g, 0)
+    out["model_extract_file_s"], stats["model_extract_file_s"] = float(g.coef[0]), _stat(g, 0)
     inv = float(g.coef[1])
     if inv <= 0:
         raise CalibrationError("fitted extract time per byte is not positive; extract larger files")
@@ -253,6 +291,6 @@ def fit_params(measurements: Iterable[Measurement], defaults: FittedParams | Non
     for name in SCALARS:
         stats.setdefault(name, FitStat(fitted=False))
         out.setdefault(name, getattr(base, name))
-    out.setdefault("bandwidth_levels_bytes_per_s", base.bandwidth_levels_bytes_per_s)
-    out.setdefault("bandwidth_efficiency", base.bandwidth_efficiency)
+    out.setdefault("model_bandwidth_levels_bytes_per_s", base.model_bandwidth_levels_bytes_per_s)
+    out.setdefault("model_bandwidth_efficiencies", base.model_bandwidth_efficiencies)
     return FittedParams(**out, fit=stats)  # type: ignore[arg-type]

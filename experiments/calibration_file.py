@@ -3,15 +3,24 @@
     format = "lazylab-calibration/1"
     created_utc = "2026-11-28T12:00:00+00:00"
     machine = "hostname, 2 CPUs, Linux ..."
-    note = "..."                    # where the measurements came from
+    note = "..."                      # where the measurements came from
 
-    [params]                        # FittedParams fields, units in the names
+    [params]                          # sim.params.CalibratedParams, field for field
     request_overhead_s = 0.00041
-    bandwidth_levels_bytes_per_s = [1250000.0, 12500000.0, 125000000.0]
-    bandwidth_efficiency = [0.96, 0.95, 0.71]
+    bandwidth_efficiency = 0.93
+    fuse_op_s = 2.1e-05
     ...
 
-    [fit.request_overhead_s]        # one table per parameter (and per bandwidth level)
+    [params.model]                    # the finer model (FittedParams.model_*, prefix dropped);
+    request_overhead_s = 0.0003       # a table, so sim.params.load_params skips it
+    rtts_per_request = 1.0
+    range_overhead_s = 0.0
+    decode_call_s = 4e-06
+    extract_file_s = 1.5e-05
+    bandwidth_levels_bytes_per_s = [1250000.0, 12500000.0, 125000000.0]
+    bandwidth_efficiencies = [0.96, 0.95, 0.71]
+
+    [fit.request_overhead_s]          # one table per fitted quantity
     fitted = true
     stderr = 1.2e-05
     n = 120
@@ -19,8 +28,8 @@
     r2 = 0.999
     rel_error_median = 0.02
 
-The digest covers the whole file (header and fit statistics included): a re-measured file is a
-new calibration even when the fitted values happen to agree.
+The digest ("sha256:" + hex, as sim/params.py computes it) covers the whole file, header and fit
+statistics included: a re-measured file is a new calibration even when the values agree.
 """
 
 from __future__ import annotations
@@ -36,12 +45,16 @@ from typing import Any
 
 import tomli_w
 
-from experiments.calibration import SCALARS, FitStat, FittedParams
+from experiments.calibration import MODEL_FIELDS, SCALARS, FitStat, FittedParams
 from experiments.errors import CalibrationError
 from experiments.framework import Calibration
 
 FORMAT = "lazylab-calibration/1"
 DEFAULT_PARAMS_PATH = Path(__file__).parent / "params" / "default.toml"
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def machine_description() -> str:
@@ -54,9 +67,11 @@ def machine_description() -> str:
 def dumps_params(params: FittedParams, *, note: str = "", created_utc: str | None = None,
                  machine: str | None = None) -> str:
     """The file text (deterministic for given arguments)."""
-    p: dict[str, Any] = {name: float(getattr(params, name)) for name in SCALARS}
-    p["bandwidth_levels_bytes_per_s"] = [float(b) for b in params.bandwidth_levels_bytes_per_s]
-    p["bandwidth_efficiency"] = [float(e) for e in params.bandwidth_efficiency]
+    p: dict[str, Any] = params.sim_params()
+    model: dict[str, Any] = {n.removeprefix("model_"): float(getattr(params, n)) for n in MODEL_FIELDS}
+    model["bandwidth_levels_bytes_per_s"] = [float(b) for b in params.model_bandwidth_levels_bytes_per_s]
+    model["bandwidth_efficiencies"] = [float(e) for e in params.model_bandwidth_efficiencies]
+    p["model"] = model
     if created_utc is None:
         created_utc = datetime.now(UTC).isoformat(timespec="seconds")
     doc: dict[str, Any] = {
@@ -81,20 +96,27 @@ def loads_params(text: str, where: str = "params file") -> FittedParams:
     raw = doc.get("params")
     if not isinstance(raw, dict):
         raise CalibrationError(f"{where}: missing [params] table")
-    known = {*SCALARS, "bandwidth_levels_bytes_per_s", "bandwidth_efficiency"}
-    unknown = sorted(set(raw) - known)
+    model = raw.get("model", {})
+    if not isinstance(model, dict):
+        raise CalibrationError(f"{where}: params.model must be a table")
+    flat = {k: v for k, v in raw.items() if k != "model"}
+    flat.update({f"model_{k}": v for k, v in model.items()})
+    lists = ("model_bandwidth_levels_bytes_per_s", "model_bandwidth_efficiencies")
+    unknown = sorted(set(flat) - {*SCALARS, *lists})
     if unknown:
-        raise CalibrationError(f"{where}: unknown parameter params.{unknown[0]}")
+        label = unknown[0].replace("model_", "model.", 1)
+        raise CalibrationError(f"{where}: unknown parameter params.{label}")
     kw: dict[str, Any] = {}
     for name in SCALARS:
-        if name not in raw:
-            raise CalibrationError(f"{where}: missing params.{name}")
-        v = raw[name]
+        label = "params." + name.replace("model_", "model.", 1)
+        if name not in flat:
+            raise CalibrationError(f"{where}: missing {label}")
+        v = flat[name]
         if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
-            raise CalibrationError(f"{where}: params.{name} (={v!r}) must be a finite number")
+            raise CalibrationError(f"{where}: {label} (={v!r}) must be a finite number")
         kw[name] = float(v)
-    for name in ("bandwidth_levels_bytes_per_s", "bandwidth_efficiency"):
-        kw[name] = tuple(float(x) for x in raw.get(name, []))
+    for name in lists:
+        kw[name] = tuple(float(x) for x in flat.get(name, []))
     fit: dict[str, FitStat] = {}
     for name, stat in (doc.get("fit") or {}).items():
         try:
@@ -110,7 +132,7 @@ def write_params(params: FittedParams, path: str | Path, *, note: str = "") -> C
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    return Calibration(digest=hashlib.sha256(text.encode()).hexdigest(), params=params, path=str(path))
+    return Calibration(digest=_digest(text.encode()), params=params, path=str(path))
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
@@ -126,10 +148,10 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     except OSError as e:
         raise CalibrationError(f"cannot read params file {path}: {e.strerror}") from None
     params = loads_params(data.decode("utf-8", errors="replace"), str(path))
-    return Calibration(digest=hashlib.sha256(data).hexdigest(), params=params, path=str(path))
+    return Calibration(digest=_digest(data), params=params, path=str(path))
 
 
 def builtin_calibration() -> Calibration:
     """The documented defaults of FittedParams, uncalibrated (digest of a fixed rendering)."""
     text = dumps_params(FittedParams(), note="built-in defaults, not measured", created_utc="", machine="")
-    return Calibration(digest=hashlib.sha256(text.encode()).hexdigest(), params=FittedParams(), path="")
+    return Calibration(digest=_digest(text.encode()), params=FittedParams(), path="")
