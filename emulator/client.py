@@ -122,6 +122,7 @@ class RegistryClient:
         self._challenge: dict[str, tuple[str, dict[str, str]]] = {}  # host -> challenge
         self._auth_lock = asyncio.Lock()
         self.requests = 0  # HTTP requests sent (including auth and retries)
+        self.body_bytes = 0  # blob body bytes received (whole blobs and ranges), for progress displays
 
     async def __aenter__(self) -> RegistryClient:
         self.session  # noqa: B018 - create it now, inside the running loop
@@ -371,6 +372,7 @@ class RegistryClient:
             n = 0
             async for data in resp.content.iter_chunked(1 << 20):
                 n += len(data)
+                self.body_bytes += len(data)
                 if max_bytes is not None and n > max_bytes:
                     raise RegistryError(f"blob {digest}: larger than {max_bytes} bytes")
                 h.update(data)

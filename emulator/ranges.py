@@ -220,6 +220,7 @@ class RangeFetcher:
                 what=f"blob {digest[:19]} ranges",
             )
             t.nbytes = stats.body_bytes - before
+            self.client.body_bytes += t.nbytes
         return parts
 
 
