@@ -46,6 +46,10 @@ class UnsupportedEntryError(FormatError):
     """A tar entry type the format cannot carry (PAX global header, GNU sparse, contiguous)."""
 
 
+class InvalidTarError(FormatError):
+    """The uncompressed tar itself is malformed (bad header checksum, truncated, bad PAX record)."""
+
+
 class DecompressionBombError(FormatError):
     """Decoding would exceed the declared size or the configured cap."""
 
@@ -66,6 +70,7 @@ __all__ = [
     "DuplicateEntryError",
     "FooterError",
     "FormatError",
+    "InvalidTarError",
     "LayoutError",
     "TocDigestError",
     "TocError",
