@@ -125,7 +125,7 @@ def _read_zstd_chunked_toc(fetch: Fetch, blob_size: int, annotations: Mapping[st
     from imageformat.zstdchunked_toc import locate_zstd_chunked_toc, parse_zstd_chunked_toc
 
     location = locate_zstd_chunked_toc(annotations, blob_size, _tail(fetch, blob_size))
-    toc_range: ByteRange = location.toc_range
+    toc_range: ByteRange = location.toc
     toc_bytes = fetch(toc_range)
     if len(toc_bytes) != toc_range.length:
         raise TruncatedLayerError(f"read {len(toc_bytes)} TOC bytes, expected {toc_range.length}")

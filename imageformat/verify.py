@@ -20,7 +20,8 @@ from imageformat.byterange import ByteRange
 from imageformat.detect import GENERATIONS, as_fetch, compression_of, detect_format, read_layer_toc
 from imageformat.errors import ContentDigestError, FormatError, TocError
 from imageformat.estargz_toc import MAX_TOC_BYTES
-from imageformat.layer import ChunkDecodeError, decode_chunk
+from imageformat.fileread import read_file
+from imageformat.layer import ChunkDecodeError
 from imageformat.oci import Descriptor, OciLayout
 from imageformat.plain import BLOCK_BYTES, DEFAULT_MAX_DECOMPRESSED_BYTES, DecompressedReader
 from imageformat.toc import EntryType, LayerFormat, Toc, TocEntry
@@ -103,15 +104,11 @@ def walk_stream(reader: DecompressedReader) -> dict[str, StreamEntry]:
 
 
 def read_toc_file(toc: Toc, entry: TocEntry, fetch: Fetch) -> bytes:
-    """A regular file's content from its TOC ranges alone (imageformat.fileread when present)."""
+    """A regular file's content from its TOC ranges alone (chunk and file digests checked)."""
     try:
-        from imageformat.fileread import read_file
-    except ImportError:  # pragma: no cover - H1's module lands in parallel
-        try:
-            return b"".join(decode_chunk(toc.compression, fetch(c.compressed), c) for c in entry.chunks)
-        except ChunkDecodeError as e:
-            raise ContentDigestError(f"{entry.path}: {e}") from None
-    return bytes(read_file(toc, entry.path, fetch))
+        return read_file(toc, entry.path, lambda ranges: [fetch(r) for r in ranges])
+    except ChunkDecodeError as e:
+        raise ContentDigestError(f"{entry.path}: {e}") from None
 
 
 def check_toc_against_stream(toc: Toc, stream: dict[str, StreamEntry], fetch: Fetch) -> None:

@@ -123,8 +123,13 @@ def test_hardlink_escape_and_bad_json(good):
     forged, ann = forge(blob, j)
     with pytest.raises(UnsafePathError):
         read(forged, ann)
-    for body in (b"{not json", b"[]", b'{"version": 2, "entries": []}', b'{"version":1,"entries":[1]}',
-                 b'{"version":1,"entries":[{"name":"x","type":"socket"}]}'):
+    for body in (
+        b"{not json",
+        b"[]",
+        b'{"version": 2, "entries": []}',
+        b'{"version":1,"entries":[1]}',
+        b'{"version":1,"entries":[{"name":"x","type":"socket"}]}',
+    ):
         forged, ann = forge(blob, body)
         with pytest.raises(TocError):
             read(forged, ann)
