@@ -338,7 +338,10 @@ class RegistryClient:
         async def sink(data: bytes) -> None:
             chunks.append(data)
 
-        await self.stream_blob(ref, digest, sink, max_bytes=max_bytes)
+        async def restart() -> None:
+            chunks.clear()
+
+        await self.stream_blob(ref, digest, sink, max_bytes=max_bytes, restart=restart)
         return b"".join(chunks)
 
     async def stream_blob(

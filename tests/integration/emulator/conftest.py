@@ -108,3 +108,52 @@ def built_images(registry: RunningRegistry, tmp_path_factory: pytest.TempPathFac
         skopeo_push(layout, tag, ref, compress_format=None)
         out[fmt] = ref
     return out
+
+
+LAZY_FORMATS = ("estargz", "zstd:chunked", "zstd:chunked-legacy")
+
+
+def available_formats() -> list[str]:
+    import importlib.util
+
+    modules = ("imageformat.zstdchunked", "imageformat.zstdchunked_toc")
+    zstd_ready = all(importlib.util.find_spec(m) for m in modules)
+    return [f for f in LAZY_FORMATS if zstd_ready or not f.startswith("zstd")]
+
+
+class MockImages:
+    """Sample trees built in every available lazy format and imported into one registry_mock storage."""
+
+    def __init__(self, base: Path, seeds: tuple[int, ...] = (1, 2), total_bytes: int = 1 << 20) -> None:
+        from imageformat.build import build_image
+        from imageformat.sampletree import write_sample_tree
+        from registry_mock.importer import import_oci_layout
+        from registry_mock.storage import MemoryStorage
+
+        self.storage = MemoryStorage()
+        self.trees: dict[int, Path] = {}
+        self.refs: dict[tuple[int, str], str] = {}  # (seed, format) -> "repo:tag"
+        for seed in seeds:
+            tree = base / f"tree-{seed}"
+            write_sample_tree(tree, total_bytes=total_bytes, seed=seed)
+            self.trees[seed] = tree
+            for fmt in available_formats():
+                tag = f"s{seed}-{fmt.replace(':', '-')}"
+                layout = base / f"oci-{tag}"
+                build_image(tree, layout, tag, fmt)
+                import_oci_layout(layout, "lab/sample", tag, self.storage)
+                self.refs[(seed, fmt)] = f"lab/sample:{tag}"
+
+    def files(self, seed: int) -> dict[str, bytes]:
+        """Regular files (symlinks excluded) of a tree: relative path -> content."""
+        root = self.trees[seed]
+        out = {}
+        for p in sorted(root.rglob("*")):
+            if p.is_file() and not p.is_symlink():
+                out[p.relative_to(root).as_posix()] = p.read_bytes()
+        return out
+
+
+@pytest.fixture(scope="session")
+def mock_images(tmp_path_factory: pytest.TempPathFactory) -> MockImages:
+    return MockImages(tmp_path_factory.mktemp("mock-images"))
