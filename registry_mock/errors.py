@@ -58,7 +58,8 @@ class RegistryError(Exception):
         body = json.dumps(
             {"errors": [{"code": self.code, "message": self.message, "detail": self.detail}]}
         ).encode()
-        headers = {"Content-Type": "application/json", **self.headers}
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "content-length"}
+        headers["Content-Type"] = "application/json"
         if head:
             headers["Content-Length"] = str(len(body))
             return web.Response(status=self.status, headers=headers)

@@ -98,9 +98,8 @@ class Link:
         """Reserve `nbytes` on the transfer's and the egress clock; return the deadline to send them at."""
         now = self.now()
         conn, egress = self._rates()
-        start = now
-        conn_start = max(now - SLACK_S, t.free_at) if conn else now
-        egress_start = max(now - SLACK_S, self._egress_free_at) if egress else now
+        conn_start = max(now - SLACK_S, t.free_at) if conn else -math.inf
+        egress_start = max(now - SLACK_S, self._egress_free_at) if egress else -math.inf
         start = max(conn_start, egress_start)
         if egress:
             self._egress_free_at = egress_start + nbytes / egress
@@ -123,16 +122,25 @@ class Transfer:
     async def __aenter__(self) -> Transfer:
         if self.link._sem is not None:
             await self.link._sem.acquire()
-        self.link.stats.transfers_started += 1
-        self.link.stats.transfers_active += 1
-        self.started_at = self.link.now()
-        self.free_at = self.started_at
+        self.open()
         return self
+
+    def open(self) -> None:
+        """Start the transfer's clock now; an idle egress starts now too (no burst from idle time)."""
+        link = self.link
+        link.stats.transfers_started += 1
+        link.stats.transfers_active += 1
+        self.started_at = link.now()
+        self.free_at = self.started_at
+        link._egress_free_at = max(link._egress_free_at, self.started_at)
+
+    def close(self) -> None:
+        self.link.stats.transfers_active -= 1
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.link.stats.transfers_active -= 1
+        self.close()
         if self.link._sem is not None:
             self.link._sem.release()
 
