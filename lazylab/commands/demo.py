@@ -46,7 +46,9 @@ def _demo(args: argparse.Namespace) -> int:
             report = verify_image(oci, "demo")
             layer = report.layers[0]
             table.add_row(
-                fmt.value, f"{layer.compressed_size:,}", f"{layer.uncompressed_size / layer.compressed_size:.2f}",
+                fmt.value,
+                f"{layer.compressed_size:,}",
+                f"{layer.uncompressed_size / layer.compressed_size:.2f}",
                 str(layer.files), str(layer.chunks), f"{layer.toc_bytes:,}",
                 f"{result.input_tar_bytes / build_s / 1e6:.1f}", "ok",
             )
