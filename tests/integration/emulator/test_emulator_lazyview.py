@@ -44,3 +44,18 @@ def test_every_format_reads_right(built_images: dict[str, str], granularity: Gra
             with pytest.raises(OSError) as ei:
                 view.read("etc", 0, 1)
             assert ei.value.errno == errno.EISDIR
+
+
+def test_skopeo_zstd_chunked_small_read_moves_little(pushed_image: tuple[str, dict]) -> None:
+    """skopeo 1.9.3 `--dest-compress-format zstd:chunked` output, read lazily from docker-registry."""
+    ref, files = pushed_image
+    with open_lazy_view(ref) as view:
+        layer_size = view.store.layers[0].size
+        assert view.read("etc/hello", 0, 100) == b"hi\n"
+        totals = view.store.totals()
+        assert totals.bytes_on_demand < 1000  # one tiny frame
+        assert totals.bytes_total < 0.02 * layer_size  # TOC + that frame: a small fraction
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                assert view.read(name, 0, len(content) + 1) == content, name
+        assert view.store.totals().cache_misses > 0
