@@ -90,6 +90,7 @@ class FitStat:
     rmse_s: float = math.nan  # root mean square residual of the group, seconds
     r2: float = math.nan  # coefficient of determination of the group (unweighted)
     rel_error_median: float = math.nan  # median |predicted - measured| / measured in the group
+    at_bound: bool = False  # the estimate went negative and is held at 0 (or the default kept)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,35 +170,51 @@ class _Group:
     rmse_s: float
     r2: float
     rel_error_median: float
+    at_bound: frozenset[int] = frozenset()  # columns whose fit went negative, held at 0
 
 
 def _wls(X: np.ndarray, y: np.ndarray, offset: np.ndarray | None = None) -> _Group:
-    """Least squares of y - offset on X with relative weights (1/y), with standard errors."""
+    """Least squares of y - offset on X with relative weights (1/y), with standard errors.
+
+    Every coefficient is a cost, so none may be negative: a column whose estimate goes negative
+    is held at 0 and the rest refitted (an active-set non-negative least squares), and the
+    parameter is reported `at_bound`.
+    """
     n, p = X.shape
     if n <= p:
         raise CalibrationError(f"{n} measurements cannot fit {p} parameters (need more than {p})")
     off = np.zeros(n) if offset is None else offset
     w = 1.0 / y
     Xw, yw = X * w[:, None], (y - off) * w
-    coef, _res, rank, _sv = np.linalg.lstsq(Xw, yw, rcond=None)
-    if rank < p:
-        raise CalibrationError(f"measurements do not determine the model (rank {rank} < {p} parameters); "
-                               "vary the sizes measured")
+    active = list(range(p))
+    while True:
+        A = Xw[:, active]
+        sol, _res, rank, _sv = np.linalg.lstsq(A, yw, rcond=None)
+        if rank < len(active):
+            raise CalibrationError(f"measurements do not determine the model (rank {rank} < {len(active)} "
+                                   "parameters); vary the sizes measured")
+        if sol.min() >= 0:
+            break
+        active.pop(int(np.argmin(sol)))
+        if not active:
+            raise CalibrationError("every coefficient fitted negative: the measurements are noise")
+    coef = np.zeros(p)
+    coef[active] = sol
     resid_w = yw - Xw @ coef
-    s2 = float(resid_w @ resid_w) / (n - p)
-    cov = s2 * np.linalg.inv(Xw.T @ Xw)
-    pred = X @ coef + off
-    resid = y - pred
+    s2 = float(resid_w @ resid_w) / (n - len(active))
+    stderr = np.full(p, math.nan)
+    stderr[active] = np.sqrt(np.maximum(np.diag(s2 * np.linalg.inv(A.T @ A)), 0.0))
+    resid = y - (X @ coef + off)
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    return _Group(coef=coef, stderr=np.sqrt(np.maximum(np.diag(cov), 0.0)), n=n,
-                  rmse_s=float(np.sqrt((resid**2).mean())),
+    return _Group(coef=coef, stderr=stderr, n=n, rmse_s=float(np.sqrt((resid**2).mean())),
                   r2=1.0 - float((resid**2).sum()) / ss_tot if ss_tot > 0 else math.nan,
-                  rel_error_median=float(np.median(np.abs(resid) / y)))
+                  rel_error_median=float(np.median(np.abs(resid) / y)),
+                  at_bound=frozenset(set(range(p)) - set(active)))
 
 
 def _stat(g: _Group, i: int, stderr: float | None = None) -> FitStat:
     return FitStat(fitted=True, stderr=float(g.stderr[i]) if stderr is None else stderr, n=g.n,
-                   rmse_s=g.rmse_s, r2=g.r2, rel_error_median=g.rel_error_median)
+                   rmse_s=g.rmse_s, r2=g.r2, rel_error_median=g.rel_error_median, at_bound=i in g.at_bound)
 
 
 def _fit_gets(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
@@ -243,6 +260,8 @@ def _fit_reads(ms: Sequence[Measurement], out: dict[str, object], stats: dict[st
     if g.coef[1] > 0:
         out["local_read_bytes_per_s"] = 1.0 / float(g.coef[1])
         stats["local_read_bytes_per_s"] = _stat(g, 1, float(g.stderr[1]) / float(g.coef[1]) ** 2)
+    else:  # per-byte cost below resolution: keep the default throughput
+        stats["local_read_bytes_per_s"] = _stat(g, 1)
     out["fuse_op_s"], stats["fuse_op_s"] = float(g.coef[2]), _stat(g, 2)
     out["fuse_byte_s"], stats["fuse_byte_s"] = float(g.coef[3]), _stat(g, 3)
 

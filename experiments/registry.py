@@ -13,7 +13,9 @@ from experiments.errors import UnknownExperimentError
 from experiments.framework import Experiment
 
 # name -> "module:attribute"
-EXPERIMENTS: dict[str, str] = {}
+EXPERIMENTS: dict[str, str] = {
+    "calibrate": "experiments.calibrate:EXPERIMENT",
+}
 
 
 def names() -> list[str]:

@@ -187,3 +187,17 @@ def test_simulator_loads_the_params_file_with_the_same_digest(tmp_path):
     params, digest = sim_params.load_params(tmp_path / "p.toml")
     assert digest == cal.digest
     assert params == sim_params.CalibratedParams(**fitted.sim_params())
+
+
+def test_a_cost_that_fits_negative_is_held_at_zero_and_flagged():
+    """FUSE adds a fixed cost but (in these data) saves a little per byte: no negative cost ships."""
+    ms = []
+    for n in (10, 1_000, 10_000, 100_000, 1_000_000, 3_000_000):
+        base = 2e-6 + n * 1e-10
+        ms.append(Measurement(op="read", via="inprocess", nbytes=n, duration_s=base))
+        ms.append(Measurement(op="read", via="fuse", nbytes=n, duration_s=base + 30e-6 - n * 1e-12))
+    fitted = fit_params(ms)
+    assert fitted.fuse_byte_s == 0.0 and fitted.fit["fuse_byte_s"].at_bound
+    assert math.isnan(fitted.fit["fuse_byte_s"].stderr)
+    assert fitted.fuse_op_s > 0 and not fitted.fit["fuse_op_s"].at_bound
+    assert fitted.local_op_s == pytest.approx(2e-6, rel=0.01)

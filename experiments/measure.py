@@ -1,0 +1,252 @@
+"""The measurement side of calibration: time the operations the simulator models, on this machine.
+
+Every measurement is a real operation timed by the emulator's injected recorder or around the
+library call the emulator makes:
+
+- `range_get`: the emulator's `RangeFetcher` (emulator/ranges.py, timed into a `ListRecorder`)
+  against `registry_mock` on a loopback port, its link shaped to a configured per-connection
+  bandwidth and added latency (RTT); sizes log-uniform, 1..`max_ranges` ranges per request;
+  the first requests of each link (connection set-up) are discarded;
+- `decode`: zstd and gzip decompression of compressible data of varied sizes (the calls
+  imageformat.layer makes);
+- `extract`: files written through the emulator's `RootWriter` (emulator/extract.py);
+- `read` via `fuse` / `inprocess`: the same (path, offset, length) reads through a FUSE mount of
+  a directory (`python -m emulator.fuse DIR MOUNTPOINT`, open+pread+close) and through the
+  in-process `DirectoryView`, both warm; skipped (and said so) when FUSE is unavailable.
+
+Results are `Measurement` rows (experiments/calibration.py). Measurements are serial on purpose:
+concurrent ones would measure each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zstandard
+
+from emulator.client import RegistryClient
+from emulator.extract import RootWriter
+from emulator.fuse.localview import DirectoryView
+from emulator.ranges import RangeFetcher, RangePolicy
+from emulator.recorder import ListRecorder
+from emulator.reference import parse_reference
+from experiments.calibration import Measurement
+from imageformat.byterange import ByteRange
+from imageformat.toc import EntryType
+from registry_mock.app import running_registry
+from registry_mock.config import LinkSpec, RegistrySpec
+from registry_mock.storage import MemoryStorage
+
+REPO = "calibration/blob"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GetPlan:
+    bandwidth_bytes_per_s: float
+    rtt_s: float
+    requests: int = 24
+    warmup: int = 2
+    min_bytes: int = 1024
+    max_transfer_s: float = 1.0  # largest transfer ~ this long at the configured rate
+    max_ranges: int = 8
+    blob_bytes: int = 8 << 20
+
+
+def compressible_bytes(rng: np.random.Generator, n: int) -> bytes:
+    """Text-like bytes (compress ~3x with zstd), so decoders do realistic work."""
+    words = [bytes(rng.integers(97, 123, size=int(k), dtype=np.uint8)) for k in rng.integers(2, 10, size=512)]
+    picks = rng.integers(0, len(words), size=n // 4 + 1)
+    return b" ".join(words[i] for i in picks)[:n]
+
+
+def _ranges_for(rng: np.random.Generator, total: int, count: int, blob_bytes: int) -> list[ByteRange]:
+    """`count` disjoint ranges adding up to ~`total` bytes, separated by gaps no merge bridges."""
+    count = max(1, min(count, total // 64 or 1))
+    each = max(1, total // count)
+    span = count * (each + 4096)
+    start = int(rng.integers(0, max(1, blob_bytes - span)))
+    return [ByteRange(start + i * (each + 4096), start + i * (each + 4096) + each) for i in range(count)]
+
+
+async def _gets(url_host: str, digest: str, plan: GetPlan, rng: np.random.Generator) -> list[Measurement]:
+    recorder = ListRecorder()
+    ref = parse_reference(f"{url_host}/{REPO}:latest")
+    max_bytes = min(plan.blob_bytes // 2, int(plan.bandwidth_bytes_per_s * plan.max_transfer_s))
+    async with RegistryClient(recorder=recorder) as client:
+        fetcher = RangeFetcher(client, RangePolicy(merge_gap_bytes=0))
+        for _ in range(plan.requests + plan.warmup):
+            hi = max(plan.min_bytes + 1, max_bytes)
+            size = int(np.exp(rng.uniform(np.log(plan.min_bytes), np.log(hi))))
+            count = int(rng.integers(1, plan.max_ranges + 1))
+            await fetcher.fetch(ref, digest, _ranges_for(rng, size, count, plan.blob_bytes))
+    ops = recorder.of("range_get")[plan.warmup:]
+    return [Measurement(op="range_get", duration_s=o.duration_s, nbytes=o.nbytes, count=o.count,
+                        bandwidth_bytes_per_s=plan.bandwidth_bytes_per_s, rtt_s=plan.rtt_s) for o in ops]
+
+
+def measure_gets(plans: Sequence[GetPlan], rng: np.random.Generator) -> list[Measurement]:
+    """Range GETs over each shaped link (a fresh registry per link; blobs in memory)."""
+    out: list[Measurement] = []
+    for plan in plans:
+        storage = MemoryStorage()
+        digest = storage.put_blob_bytes(bytes(rng.integers(0, 256, size=plan.blob_bytes, dtype=np.uint8)))
+        storage.link_blob(REPO, digest)
+        link = LinkSpec(bandwidth_bytes_per_s=plan.bandwidth_bytes_per_s, latency_s=plan.rtt_s)
+        with running_registry(RegistrySpec(link=link), storage=storage) as reg:
+            out += asyncio.run(_gets(reg.address, digest, plan, rng))
+    return out
+
+
+def measure_decode(rng: np.random.Generator, *, samples: int = 30,
+                   max_bytes: int = 4 << 20) -> list[Measurement]:
+    """zstd and gzip decompression of 4 KiB..max_bytes of compressible data."""
+    out: list[Measurement] = []
+    data = compressible_bytes(rng, max_bytes)
+    zd = zstandard.ZstdDecompressor()
+    for _ in range(samples):
+        n = int(np.exp(rng.uniform(np.log(4096), np.log(max_bytes))))
+        start = int(rng.integers(0, len(data) - n + 1))
+        raw = data[start:start + n]
+        z, g = zstandard.ZstdCompressor(level=3).compress(raw), gzip.compress(raw, compresslevel=6)
+        t0 = time.perf_counter()
+        got = zd.decompress(z, max_output_size=n)
+        t1 = time.perf_counter()
+        got_g = zlib.decompress(g, 16 + zlib.MAX_WBITS)
+        t2 = time.perf_counter()
+        if got != raw or got_g != raw:
+            raise RuntimeError("decoder returned wrong bytes")
+        out.append(Measurement(op="decode", codec="zstd", nbytes=n, duration_s=t1 - t0))
+        out.append(Measurement(op="decode", codec="gzip", nbytes=n, duration_s=t2 - t1))
+    return out
+
+
+def measure_extract(rng: np.random.Generator, workdir: Path, *, batches: int = 20,
+                    max_files: int = 400) -> list[Measurement]:
+    """Batches of files (1..max_files, 100 B..256 KiB each) written through RootWriter."""
+    out: list[Measurement] = []
+    payload = compressible_bytes(rng, 256 << 10)
+    for b in range(batches):
+        root = workdir / f"extract-{b}"
+        writer = RootWriter(root)
+        writer.begin_layer()
+        files = int(np.exp(rng.uniform(0, np.log(max_files))))
+        sizes = np.exp(rng.uniform(np.log(100), np.log(256 << 10), size=files)).astype(int)
+        t0 = time.perf_counter()
+        for i, size in enumerate(sizes):
+            content = payload[: int(size)]
+            writer.apply(f"d{i % 16}/f{i}", EntryType.REG, mode=0o644,
+                         write=lambda fh, c=content: fh.write(c))  # type: ignore[misc]
+        duration = time.perf_counter() - t0
+        out.append(Measurement(op="extract", nbytes=int(sizes.sum()), count=files, duration_s=duration))
+        shutil.rmtree(root)
+    return out
+
+
+@contextmanager
+def fuse_mount(source: Path, mountpoint: Path, timeout_s: float = 30.0) -> Iterator[Path]:
+    """`python -m emulator.fuse SOURCE MOUNTPOINT` in a child; unmounted and reaped on exit."""
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "-m", "emulator.fuse", str(source), str(mountpoint)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("mounted"):
+            err = proc.stderr.read() if proc.stderr else ""
+            raise RuntimeError(f"FUSE mount failed: {line.strip()} {err.strip()[-500:]}")
+        yield mountpoint
+    finally:
+        if os.path.ismount(mountpoint):
+            subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def fuse_available() -> bool:
+    return os.path.exists("/dev/fuse") and shutil.which("fusermount3") is not None
+
+
+def measure_reads(rng: np.random.Generator, workdir: Path, *, reads: int = 60,
+                  max_bytes: int = 1 << 20) -> list[Measurement]:
+    """The same reads through FUSE (open+pread+close at the mount) and in-process (DirectoryView)."""
+    src = workdir / "fuse-src"
+    src.mkdir(parents=True, exist_ok=True)
+    payload = compressible_bytes(rng, max_bytes)
+    nfiles = 16
+    for i in range(nfiles):
+        (src / f"f{i}").write_bytes(payload)
+    view = DirectoryView(src)
+    plan = []
+    for _ in range(reads):
+        n = int(np.exp(rng.uniform(np.log(1), np.log(max_bytes))))
+        plan.append((f"f{int(rng.integers(0, nfiles))}", int(rng.integers(0, max_bytes - n + 1)), n))
+    out: list[Measurement] = []
+    with fuse_mount(src, workdir / "fuse-mnt") as mnt:
+        for path, offset, n in plan[:4]:  # warm both paths (page cache, dentries, the daemon)
+            view.read(path, offset, n)
+            _read_file(mnt / path, offset, n)
+        for path, offset, n in plan:
+            t0 = time.perf_counter()
+            a = view.read(path, offset, n)
+            t1 = time.perf_counter()
+            b = _read_file(mnt / path, offset, n)
+            t2 = time.perf_counter()
+            if a != b:
+                raise RuntimeError(f"FUSE read of {path}@{offset}+{n} differs from the source")
+            out.append(Measurement(op="read", via="inprocess", nbytes=n, duration_s=t1 - t0))
+            out.append(Measurement(op="read", via="fuse", nbytes=n, duration_s=t2 - t1))
+    return out
+
+
+def _read_file(path: Path, offset: int, n: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, n, offset)
+    finally:
+        os.close(fd)
+
+
+def measure_all(config: dict, seed: int) -> tuple[list[Measurement], list[str]]:  # type: ignore[type-arg]
+    """Every group the config asks for; returns the rows and notes on what was skipped."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    notes: list[str] = []
+    links = config.get("links", {})
+    plans = [GetPlan(bandwidth_bytes_per_s=float(bw), rtt_s=float(rtt),
+                     requests=int(links.get("requests", 24)),
+                     max_transfer_s=float(links.get("max_transfer_s", 1.0)),
+                     max_ranges=int(links.get("max_ranges", 8)),
+                     blob_bytes=int(links.get("blob_bytes", 8 << 20)))
+             for bw in links.get("bandwidths_bytes_per_s", []) for rtt in links.get("rtts_s", [])]
+    out = measure_gets(plans, rng)
+    dec = config.get("decode", {})
+    if dec.get("samples", 0):
+        out += measure_decode(rng, samples=int(dec["samples"]), max_bytes=int(dec.get("max_bytes", 4 << 20)))
+    with tempfile.TemporaryDirectory(prefix="lazylab-calibrate-") as tmp:
+        ext = config.get("extract", {})
+        if ext.get("batches", 0):
+            out += measure_extract(rng, Path(tmp), batches=int(ext["batches"]),
+                                   max_files=int(ext.get("max_files", 400)))
+        fz = config.get("fuse", {})
+        if fz.get("reads", 0):
+            if fuse_available():
+                out += measure_reads(rng, Path(tmp), reads=int(fz["reads"]),
+                                     max_bytes=int(fz.get("max_bytes", 1 << 20)))
+            else:
+                notes.append("FUSE unavailable (/dev/fuse or fusermount3 missing): FUSE costs keep defaults")
+    return out, notes
