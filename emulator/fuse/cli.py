@@ -35,17 +35,26 @@ def open_view(ref: str, options: argparse.Namespace | None = None) -> Iterator[F
         yield DirectoryView(ref)
         return
     try:
-        from emulator.lazyview import LazyOptions, open_lazy_view
+        from emulator.lazyview import open_lazy_view
     except ImportError as e:
         raise ViewUnavailableError(f"{ref}: not a directory and no lazy store here ({e})") from None
-    view, close = open_lazy_view(ref, LazyOptions())
+    view, close = open_lazy_view(ref, options)  # the Namespace carries the registry options
     try:
         yield view
     finally:
         close()
 
 
+class MountUsageError(EmulatorError):
+    """A mount option with a bad value."""
+
+
 def run_mount(args: argparse.Namespace) -> int:
+    if args.creds:
+        user, sep, password = args.creds.partition(":")
+        if not sep or not user:
+            raise MountUsageError(f"--creds (={args.creds!r}) must be USER:PASS")
+        args.username, args.password = user, password
     recorder = TraceRecorder() if args.record else None
     mp = Path(args.mountpoint)
 
@@ -76,6 +85,11 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace-name", default=None, help="name stored in the trace header")
     p.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     p.add_argument("--single-threaded", action="store_true", help="serve one request at a time")
+    p.add_argument("--creds", metavar="USER:PASS", default=None, help="registry credentials")
+    p.add_argument("--insecure", action="store_true", help="plain HTTP for non-loopback registries")
+    p.add_argument("--granularity", choices=["chunk", "block"], default="chunk", help="lazy fetch unit")
+    p.add_argument("--cache-dir", metavar="DIR", default=None, help="on-disk chunk cache")
+    p.add_argument("--background", action="store_true", help="fetch the rest of each layer in the background")
     p.add_argument("--kernel-cache", action="store_true", help="keep file pages cached across opens")
     p.set_defaults(func=run_mount)
 

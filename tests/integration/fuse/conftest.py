@@ -33,13 +33,21 @@ class Mounted:
         return out
 
 
+LAZYLAB_MOUNT = ["-m", "lazylab.cli", "lazy", "mount"]
+
+
 def start_mount(
-    args: list[str], mountpoint: Path, *, trace: Path | None = None, timeout_s: float = 60
+    args: list[str],
+    mountpoint: Path,
+    *,
+    trace: Path | None = None,
+    timeout_s: float = 60,
+    command: list[str] | None = None,
 ) -> Mounted:
-    """Run `python -m emulator.fuse ARGS MOUNTPOINT`; return once it printed `mounted`."""
+    """Run `python -m emulator.fuse ARGS MOUNTPOINT` (or `command`); return once it printed `mounted`."""
     require_fuse()
     mountpoint.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "emulator.fuse", *args, str(mountpoint)]
+    cmd = [sys.executable, *(command or ["-m", "emulator.fuse"]), *args, str(mountpoint)]
     if trace is not None:
         cmd += ["--record", str(trace)]
     proc = subprocess.Popen(

@@ -96,7 +96,7 @@ def test_missing_source_is_one_line_error(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     r = subprocess.run(
-        ["python", "-m", "emulator.fuse", "no-such-registry.invalid/x:1", str(tmp_path / "nope")],
+        ["python", "-m", "emulator.fuse", "not-a-reference", str(tmp_path / "nope")],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[3],
