@@ -62,7 +62,7 @@ def write_report(
         f"{cached.exact} cached for the current code and calibration, {cached.older} from an older "
         f"code version or calibration, {cached.missing} missing; {len(cached.failed)} failed.",
         "",
-        f"Code version `{version}`; calibration `{cal.digest[:16]}`"
+        f"Code version `{version}`; calibration `{cal.digest[:19]}`"
         + (f" ({cal.path})" if cal.path else "") + ".",
         "",
         _levels(exp).to_markdown(),

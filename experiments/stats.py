@@ -88,8 +88,10 @@ class Estimate:
         if math.isnan(self.mean):
             return "n/a"
 
+        big = abs(self.mean) >= 1e5  # byte counts and the like: whole numbers with separators
+
         def num(x: float, digits: int) -> str:
-            return f"{x:,.0f}" if abs(x) >= 1e5 else f"{x:.{digits}g}"
+            return f"{x:,.0f}" if big else f"{x:.{digits}g}"
 
         if self.n < 2 or math.isnan(self.half_width):
             return num(self.mean, 4)

@@ -55,3 +55,7 @@ def test_estimate_text():
     assert str(mean_ci([1.0])) == "1"
     assert str(mean_ci([])) == "n/a"
     assert str(mean_ci([1.0, 2.0, 3.0])) == "2 ± 2.5"
+
+
+def test_big_means_print_whole_numbers_with_separators():
+    assert str(mean_ci([2_000_000.0, 2_001_000.0, 1_999_000.0])) == "2,000,000 ± 2,484"
