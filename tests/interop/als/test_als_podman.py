@@ -10,15 +10,18 @@ that file's chunks. A normal podman pull of the same image is the reference.
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from als_images import build_layers, push, whiteout_trees
 from conftest import Podman
 
 from imageformat.build import build_image
+from imageformat.toc import LayerFormat
 from registry_mock.app import running_registry
 from tests.helpers import require_tool
 
@@ -114,3 +117,26 @@ def test_podman_pulls_through_the_store_without_downloading_layers(tmp_path, fmt
     )
     log = als_store.stop()
     assert "use " in log  # containers/storage signalled use through `creat(use)`
+
+
+def test_podman_stacks_store_layers_with_overlay_whiteouts(tmp_path, als_store, podman_factory):
+    """Two lazily served layers: the upper one's whiteout and opaque directory apply through overlay."""
+    skopeo = require_tool("skopeo")
+    lower, upper = whiteout_trees(tmp_path / "trees")
+    layers = build_layers([lower, upper], tmp_path / "oci", "v1", LayerFormat.ESTARGZ)
+    with running_registry() as reg:
+        ref = f"{reg.address}/lab/wh:v1"
+        push(skopeo, tmp_path / "oci", "v1", ref)
+        lazy = Podman(tmp_path / "lazy", als_store.path)
+        podman_factory.append(lazy)
+        mark = len(reg.records)
+        lazy("pull", "--tls-verify=false", ref)
+        for layer in layers:
+            gets = layer_records(reg.records[mark:], layer.digest)
+            assert gets and all(r["ranges"] for r in gets)
+        mount = Path(lazy("image", "mount", ref).stdout.strip())
+        assert sorted(os.listdir(mount / "etc")) == ["base", "keep"]
+        assert os.listdir(mount / "opq") == ["new"]
+        assert (mount / "etc/base").read_bytes() == b"base\n"
+        assert (mount / "opq/new").read_bytes() == b"new\n"
+        lazy("image", "unmount", ref)
