@@ -60,23 +60,26 @@ class _Shift:
 
     def __init__(self, columns: list[int]) -> None:
         self.columns = columns
+        cols = np.array(columns, dtype=np.uint64).reshape(8, 8)
+        bits = (np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1  # (256, 8)
         tables = np.zeros((8, 256), dtype=np.uint64)
-        for k in range(8):
-            col = np.array(columns[8 * k : 8 * k + 8], dtype=np.uint64)
-            for b in range(256):
-                acc = np.uint64(0)
-                for i in range(8):
-                    if b >> i & 1:
-                        acc ^= col[i]
-                tables[k, b] = acc
+        for i in range(8):
+            tables ^= np.where(bits[:, i][None, :] == 1, cols[:, i][:, None], np.uint64(0))
         self.tables = tables
-        self.py = [[int(v) for v in row] for row in tables]
+        self.py = tables.tolist()
 
     def apply(self, x: int) -> int:
-        out = 0
-        for k in range(8):
-            out ^= self.py[k][(x >> (8 * k)) & 0xFF]
-        return out
+        py = self.py
+        return (
+            py[0][x & 0xFF]
+            ^ py[1][(x >> 8) & 0xFF]
+            ^ py[2][(x >> 16) & 0xFF]
+            ^ py[3][(x >> 24) & 0xFF]
+            ^ py[4][(x >> 32) & 0xFF]
+            ^ py[5][(x >> 40) & 0xFF]
+            ^ py[6][(x >> 48) & 0xFF]
+            ^ py[7][x >> 56]
+        )
 
     def apply_np(self, x: np.ndarray) -> np.ndarray:
         b = x.view(np.uint8).reshape(-1, 8)
@@ -90,44 +93,57 @@ class _Shift:
         return _Shift([other.apply(c) for c in self.columns])
 
 
-@lru_cache(maxsize=128)
-def _shift(n: int) -> _Shift:
-    if n == 1:
+@lru_cache(maxsize=None)
+def _shift_pow2(k: int) -> _Shift:
+    """Appending 2**k zero bytes."""
+    if k == 0:
         return _Shift([_raw_small(b"\0", 1 << j) for j in range(64)])
-    half = _shift(n // 2)
-    s = half.then(half)
-    return s.then(_shift(1)) if n % 2 else s
+    half = _shift_pow2(k - 1)
+    return half.then(half)
 
 
 def _shift_apply(n: int, x: int) -> int:
     bit = 0
     while n:
         if n & 1:
-            x = _shift(1 << bit).apply(x)
+            x = _shift_pow2(bit).apply(x)
         n >>= 1
         bit += 1
     return x
 
 
+@lru_cache(maxsize=1)
+def _table16() -> np.ndarray:
+    """Advance a register whose only set bits are the low 16 by two zero bytes."""
+    v = np.arange(65536, dtype=np.uint64)
+    t8 = _TABLE_NP
+    eight = np.uint64(8)
+    v = t8[(v & np.uint64(0xFF)).astype(np.intp)] ^ (v >> eight)
+    return t8[(v & np.uint64(0xFF)).astype(np.intp)] ^ (v >> eight)
+
+
 def _raw_lanes(data: bytes | memoryview) -> int:
+    """Zero-initialised CRC register after `data`, two bytes per step in 2^k parallel lanes."""
     n = len(data)
-    lanes = 1 << max(1, math.ceil(math.log2(math.isqrt(n) or 1)))
-    lane_len = -(-n // lanes)
+    lanes = 1 << max(1, math.isqrt(n // 4).bit_length())
+    width_log2 = max(1, (-(-n // lanes) - 1).bit_length())
+    lane_len = 1 << width_log2  # even, so lanes split into 16-bit words
     padded = np.zeros(lanes * lane_len, dtype=np.uint8)
     padded[lanes * lane_len - n :] = np.frombuffer(data, dtype=np.uint8)
-    cols = np.ascontiguousarray(padded.reshape(lanes, lane_len).T)
+    words = np.ascontiguousarray(padded.view(np.uint16).reshape(lanes, lane_len // 2).T)
+    t16 = _table16()
     reg = np.zeros(lanes, dtype=np.uint64)
-    low = reg.view(np.uint8)[::8]
-    idx = np.empty(lanes, dtype=np.uint8)
-    eight = np.uint64(8)
-    for i in range(lane_len):
-        np.bitwise_xor(low, cols[i], out=idx)
-        reg >>= eight
-        reg ^= _TABLE_NP[idx]
-    width = lane_len
+    low = reg.view(np.uint16)[::4]  # little-endian: the register's low 16 bits
+    idx = np.empty(lanes, dtype=np.uint16)
+    sixteen = np.uint64(16)
+    for i in range(lane_len // 2):
+        np.bitwise_xor(low, words[i], out=idx)
+        reg >>= sixteen
+        reg ^= np.take(t16, idx)
+    k = width_log2
     while reg.shape[0] > 1:
-        reg = _shift(width).apply_np(np.ascontiguousarray(reg[0::2])) ^ reg[1::2]
-        width *= 2
+        reg = _shift_pow2(k).apply_np(np.ascontiguousarray(reg[0::2])) ^ reg[1::2]
+        k += 1
     return int(reg[0])
 
 
