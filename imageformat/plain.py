@@ -8,6 +8,7 @@ between (zstd:chunked); they stop with `DecompressionBombError` past `max_bytes`
 
 from __future__ import annotations
 
+import hashlib
 import io
 import zlib
 from collections.abc import Iterator
@@ -156,7 +157,7 @@ class DecompressedReader(io.RawIOBase):
         super().__init__()
         self._it = iter_decompressed(compression, src, max_bytes=max_bytes)
         self._buf = b""
-        self._hash = Hasher()
+        self._hash = hashlib.sha256()
         self.size = 0
 
     def readable(self) -> bool:
@@ -181,7 +182,13 @@ class DecompressedReader(io.RawIOBase):
             pass
 
     def digest(self) -> str:
-        return self._hash.digest()
+        return "sha256:" + self._hash.hexdigest()
+
+    def digest_with_zeros(self, extra_bytes: int) -> str:
+        """The digest the stream would have with `extra_bytes` zero bytes appended."""
+        h = self._hash.copy()
+        h.update(bytes(extra_bytes))
+        return "sha256:" + h.hexdigest()
 
 
 def decompress_to(compression: Compression, src: BinaryIO, dst: BinaryIO, *,

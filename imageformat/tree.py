@@ -80,6 +80,7 @@ def write_tree_tar(src: Path, dst: BinaryIO) -> None:
     if not src.is_dir():
         raise TreeError(f"{src}: not a directory")
     seen_inodes: dict[tuple[int, int], str] = {}
+    start = _tell(dst)
     with tarfile.open(fileobj=dst, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for rel in _walk_sorted(src):
             full = os.path.join(src, rel)
@@ -121,6 +122,25 @@ def write_tree_tar(src: Path, dst: BinaryIO) -> None:
                 tf.addfile(ti)
             else:
                 raise UnsupportedEntryError(f"{full}: unsupported file type {fmt:o}")
+    _drop_record_padding(dst, start, tf)
+
+
+def _tell(f: BinaryIO) -> int | None:
+    try:
+        return f.tell() if f.seekable() else None
+    except (OSError, AttributeError):
+        return None
+
+
+def _drop_record_padding(dst: BinaryIO, start: int | None, tf: tarfile.TarFile) -> None:
+    """End the tar right after its two zero blocks, as Go/Docker/BuildKit tars do.
+
+    Python's tarfile pads to a 10 KiB record; containers/storage <= 1.43 drops such padding
+    (formats spec §1.9) and sometimes fails on it, so our tars carry none.
+    """
+    if start is not None:  # tf.offset: absolute position just past the end-of-archive blocks
+        dst.truncate(tf.offset)
+        dst.seek(tf.offset)
 
 
 def check_member(ti: tarfile.TarInfo) -> str:
@@ -209,6 +229,7 @@ def prioritize(src: BinaryIO, dst: BinaryIO, paths: Sequence[str]) -> None:
         if path not in last:
             raise TreeError(f"prioritize list names {raw!r}, which the layer does not contain")
         want(path)
+    start = _tell(dst)
     with tarfile.open(fileobj=dst, mode="w", format=tarfile.PAX_FORMAT) as out:
         tf = tarfile.open(fileobj=src, mode="r:")
 
@@ -224,6 +245,7 @@ def prioritize(src: BinaryIO, dst: BinaryIO, paths: Sequence[str]) -> None:
         for ti in order:
             if normalize_path(ti.name) not in first:
                 copy(ti)
+    _drop_record_padding(dst, start, out)
 
 
 def strip_estargz_entries(src: BinaryIO, dst: BinaryIO) -> None:
@@ -231,10 +253,12 @@ def strip_estargz_entries(src: BinaryIO, dst: BinaryIO) -> None:
     members = read_members(src)
     src.seek(0)
     tf = tarfile.open(fileobj=src, mode="r:")
+    start = _tell(dst)
     with tarfile.open(fileobj=dst, mode="w", format=tarfile.PAX_FORMAT) as out:
         for ti in members:
             if normalize_path(ti.name) not in (*LANDMARKS, ESTARGZ_TOC_NAME):
                 out.addfile(ti, tf.extractfile(ti) if ti.isreg() else None)
+    _drop_record_padding(dst, start, out)
 
 
 def _bytes_io(data: bytes) -> BinaryIO:

@@ -161,6 +161,12 @@ def check_layer(layout: OciLayout, index: int, desc: Descriptor, diff_id: str, *
         reader = DecompressedReader(compression, blob, max_bytes=max_decompressed_bytes)
         stream = walk_stream(reader)
         if reader.digest() != diff_id:
+            pads = range(512, 20481, 512)
+            dropped = next((n for n in pads if reader.digest_with_zeros(n) == diff_id), None)
+            if dropped is not None:
+                raise ContentDigestError(
+                    f"decompressed stream lacks the tar's last {dropped} zero bytes, so it does not match "
+                    f"the config diff_id (zstd:chunked generation (a) writer quirk, formats spec §1.9)")
             raise ContentDigestError(f"decompressed stream has {reader.digest()}, "
                                      f"config diff_id is {diff_id}")
         if deep and toc is not None:
