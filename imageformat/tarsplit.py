@@ -19,7 +19,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import BinaryIO
 
 import numpy as np
@@ -93,7 +93,7 @@ class _Shift:
         return _Shift([other.apply(c) for c in self.columns])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shift_pow2(k: int) -> _Shift:
     """Appending 2**k zero bytes."""
     if k == 0:
