@@ -70,6 +70,7 @@ def run_mount(args: argparse.Namespace) -> int:
             allow_other=args.allow_other,
             single_threaded=args.single_threaded,
             kernel_cache=args.kernel_cache,
+            attr_timeout_s=args.attr_timeout,
         )
     if recorder is not None:
         trace = recorder.to_trace(name=args.trace_name or mp.name, image=args.ref)
@@ -90,6 +91,9 @@ def add_mount_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--granularity", choices=["chunk", "block"], default="chunk", help="lazy fetch unit")
     p.add_argument("--cache-dir", metavar="DIR", default=None, help="on-disk chunk cache")
     p.add_argument("--background", action="store_true", help="fetch the rest of each layer in the background")
+    p.add_argument(
+        "--attr-timeout", type=float, default=1.0, metavar="SECONDS", help="kernel attribute/entry cache time"
+    )
     p.add_argument("--kernel-cache", action="store_true", help="keep file pages cached across opens")
     p.set_defaults(func=run_mount)
 
