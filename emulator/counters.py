@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,3 +136,9 @@ class CounterSet:
                 if digests is None or k in digests:
                     t.merge(v)
         return t
+
+
+# The counters of the pod start running in the current task (set by `emulator.modes`): stores add
+# every transfer, hit and miss to it too, so concurrent pods sharing a node's store each get
+# what their own reads (and the prefetch/background tasks they started) caused.
+POD_COUNTERS: ContextVar[Counters | None] = ContextVar("lazylab_pod_counters", default=None)

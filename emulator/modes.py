@@ -18,14 +18,15 @@ Timestamps are seconds since `origin_s` (a `time.perf_counter()` value shared by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from emulator.client import LayerDescriptor, ResolvedImage
-from emulator.counters import Counters, Purpose
+from emulator.counters import POD_COUNTERS, Counters, Purpose
 from emulator.errors import EmulatorError, VerificationError
 from emulator.extract import RootWriter, extract_layer_blob
 from emulator.lazyview import open_store
@@ -57,6 +58,7 @@ class StartSpec:
     pod: str = "pod-0"
     scenario: str = "pull"
     seed: int = 0
+    image: str = ""  # the record's image name (the scenario's); default: the reference
 
 
 @dataclass(slots=True)
@@ -104,21 +106,32 @@ async def run_start_detailed(
     submitted = now()
     p = _Progress()
     error = ""
+    pod_counters = Counters()
+    token = POD_COUNTERS.set(pod_counters)
     try:
-        image = await node.client.resolve(ref)
-        p.resolved_s, p.bytes_manifest, p.requests = now(), image.bytes_manifest, image.requests
-        if spec.mode is PullMode.FULL:
-            root = await _pull_full(node, ref, image, spec.pull, p)
-        elif spec.mode is PullMode.PARTIAL:
-            root = await _pull_partial(node, ref, image, spec.pull, p)
+        gate: contextlib.AbstractAsyncContextManager[Any] = node.pull_gate or contextlib.nullcontext()
+        async with gate:  # kubelet --serialize-image-pulls: one pull phase at a time per node
+            image = await node.client.resolve(ref)
+            p.resolved_s, p.bytes_manifest, p.requests = now(), image.bytes_manifest, image.requests
+            if spec.mode is PullMode.FULL:
+                root = await _pull_full(node, ref, image, spec.pull, p)
+            elif spec.mode is PullMode.PARTIAL:
+                root = await _pull_partial(node, ref, image, spec.pull, p)
+            else:
+                store = await lazy_store_for(node, ref, image, spec.pull)
+            p.pulled_s = now()
         if spec.mode in (PullMode.FULL, PullMode.PARTIAL):
-            p.pulled_s = p.created_s = now()
+            p.created_s = now()
             p.replay = await replay_async(RootView(root), spec.trace)
         else:
-            await _run_lazy(node, ref, image, spec, p, now)
+            await _run_lazy(node, store, spec, p, now)
         p.ready_s = now()
     except (EmulatorError, FormatError, OSError) as e:
         error = f"{type(e).__name__}: {e}"
+    finally:
+        POD_COUNTERS.reset(token)
+    if spec.mode in (PullMode.LAZY, PullMode.LAZY_PREFETCH):
+        p.lazy = pod_counters.copy()
     c = p.lazy
     record = StartupRecord(
         engine="emulator",
@@ -126,7 +139,7 @@ async def run_start_detailed(
         seed=spec.seed,
         node=node.name,
         pod=spec.pod,
-        image=str(ref),
+        image=spec.image or str(ref),
         mode=spec.mode,
         submitted_s=submitted,
         resolved_s=p.resolved_s,
@@ -181,30 +194,24 @@ async def lazy_store_for(
 
 
 async def _run_lazy(
-    node: EmulatedNode,
-    ref: ImageReference,
-    image: ResolvedImage,
-    spec: StartSpec,
-    p: _Progress,
-    clock: Callable[[], float],
+    node: EmulatedNode, store: LazyStore, spec: StartSpec, p: _Progress, clock: Callable[[], float]
 ) -> None:
-    before_store = node.stores.get(f"{ref.host}/{ref.repository}@{image.manifest_digest}")
-    base = before_store.totals() if before_store is not None else Counters()
-    store = await lazy_store_for(node, ref, image, spec.pull)
-    p.pulled_s = clock()
     bg: BackgroundFetcher | None = getattr(store, "_background", None)
-    try:
-        if spec.mode is PullMode.LAZY_PREFETCH:
-            await prefetch(store, spec.pull.prefetch, spec.trace)
-            p.created_s = clock()
-        else:
-            p.created_s = clock()
-            asyncio.get_running_loop().create_task(prefetch(store, spec.pull.prefetch, spec.trace))
-        if bg is not None and not bg._tasks:
-            bg.start()
-        p.replay = await replay_async(store, spec.trace)
-    finally:
-        p.lazy = store.totals().minus(base)
+    if spec.mode is PullMode.LAZY_PREFETCH:
+        await prefetch(store, spec.pull.prefetch, spec.trace)
+        p.created_s = clock()
+    else:
+        p.created_s = clock()
+        node.spawn(_quiet(prefetch(store, spec.pull.prefetch, spec.trace)))
+    if bg is not None and not bg._tasks:
+        bg.start()
+    p.replay = await replay_async(store, spec.trace)
+
+
+async def _quiet(coro: Coroutine[Any, Any, Any]) -> None:
+    """A lazy-mode prefetch runs beside the container: its failure only means reads fetch on demand."""
+    with contextlib.suppress(EmulatorError, FormatError, OSError):
+        await coro
 
 
 # -- full ---------------------------------------------------------------------------------------

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from emulator.cache import TieredCache, make_node_cache
 from emulator.client import ClientOptions, RegistryClient
@@ -87,7 +89,15 @@ class EmulatedNode:
         self.stores: dict[str, LazyStore] = {}
         self.store_locks: dict[str, asyncio.Lock] = {}
         self.background: list[BackgroundFetcher] = []
+        self.pull_gate: asyncio.Semaphore | None = None  # set to serialize pulls (kubelet default)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._roots = 0
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` beside the pods (kept referenced; cancelled by close())."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def new_root(self, label: str) -> Path:
         self._roots += 1
@@ -112,6 +122,9 @@ class EmulatedNode:
                     self.index.chunks.setdefault(cd, LocalContent(host, off, n))
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for bg in self.background:
             await bg.stop()
         self.background.clear()

@@ -25,7 +25,7 @@ from enum import StrEnum
 
 from emulator.cache import Cache
 from emulator.client import LayerDescriptor, ResolvedImage
-from emulator.counters import Counters, CounterSet, Purpose
+from emulator.counters import POD_COUNTERS, Counters, CounterSet, Purpose
 from emulator.errors import VerificationError
 from emulator.overlay import MergedTree
 from emulator.ranges import RangeFetcher, RangePolicy
@@ -107,18 +107,21 @@ class LazyStore:
         self.idle.set()
 
     # -- counters -----------------------------------------------------------------------------
-    def _count(self, layer: int, fn: str, *args: object) -> None:
+    def _targets(self, layer: int) -> list[Counters]:
         digest = self.layers[layer].digest
-        for cs in (self.counters, self.node_counters):
-            if cs is not None:
-                getattr(cs.layer(digest), fn)(*args)
+        out = [cs.layer(digest) for cs in (self.counters, self.node_counters) if cs is not None]
+        pod = POD_COUNTERS.get()
+        if pod is not None:
+            out.append(pod)
+        return out
+
+    def _count(self, layer: int, fn: str, *args: object) -> None:
+        for c in self._targets(layer):
+            getattr(c, fn)(*args)
 
     def _bump(self, layer: int, attr: str, n: int = 1) -> None:
-        digest = self.layers[layer].digest
-        for cs in (self.counters, self.node_counters):
-            if cs is not None:
-                c = cs.layer(digest)
-                setattr(c, attr, getattr(c, attr) + n)
+        for c in self._targets(layer):
+            setattr(c, attr, getattr(c, attr) + n)
 
     def totals(self) -> Counters:
         return self.counters.total()
