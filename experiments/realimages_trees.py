@@ -4,7 +4,8 @@ Each `collect_*` function fills an empty directory; each `fingerprint_*` functio
 its inputs (package versions, the busybox binary's digest, the Debian mirror and package list), so
 the image cache notices when the machine's software changes. Files are copied with their mode
 and mtime; symlinks are kept as symlinks, and a path reached through a symlinked directory
-(Debian's merged /usr: /lib -> usr/lib) gets that symlink too, so the dynamic loader finds libraries where `ldd` saw them.
+(Debian's merged /usr: /lib -> usr/lib) gets that symlink too, so the dynamic loader finds
+libraries where `ldd` saw them.
 
 - busybox: Debian's busybox-static at /bin/busybox, one relative symlink per applet, a few /etc
   files and the `/app/start.sh` script the shipped busybox trace runs.
