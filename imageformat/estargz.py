@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from imageformat.digest import Hasher
+from imageformat.errors import InvalidTarError
 from imageformat.layer import MEDIA_TYPE_GZIP, MEDIA_TYPE_ZSTD, EncodedLayer
 from imageformat.toc import Compression, LayerFormat, normalize_path
 from imageformat.tree import (
@@ -184,6 +185,14 @@ def toc_json_bytes(entries: list[dict[str, Any]]) -> bytes:
 def encode_estargz(src: BinaryIO, dst: BinaryIO, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, level: int = 9,
                    compression: Compression = Compression.GZIP) -> EncodedLayer:
     """Encode the (seekable) tar `src` as eStargz into `dst`."""
+    try:
+        return _encode(src, dst, chunk_bytes=chunk_bytes, level=level, compression=compression)
+    except (tarfile.TarError, EOFError) as e:
+        raise InvalidTarError(f"input is not a valid tar: {e}") from None
+
+
+def _encode(src: BinaryIO, dst: BinaryIO, *, chunk_bytes: int, level: int,
+            compression: Compression) -> EncodedLayer:
     if chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes (={chunk_bytes}) must be > 0")
     members = read_members(src)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tempfile
+from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from imgtrees import layer_nodes, tar_bytes
 
 from imageformat.build import build_image, convert_image
 from imageformat.detect import BUILD_FORMATS
@@ -117,3 +121,17 @@ def test_build_rejects_bad_input(tmp_path):
         build_image(tmp_path, tmp_path / "oci", "t", "bzip2")
     with pytest.raises(FormatError):
         build_image(tmp_path / "missing", tmp_path / "oci", "t", "gzip")
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(nodes=layer_nodes())
+def test_generated_trees_round_trip_through_every_format(nodes):
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.tar"
+        src.write_bytes(tar_bytes(nodes))
+        expected = {n.path: n.data for n in nodes if n.kind == "reg"}
+        for fmt in BUILD_FORMATS:
+            oci = Path(tmp) / fmt.value.replace(":", "-")
+            build_image(src, oci, "t", fmt)
+            verify_image(oci, "t")
+            assert _files(oci, "t") == expected
