@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_rich_tree, start_mount
+from conftest import LAZYLAB_MOUNT, make_rich_tree, start_mount
 
 from startup.trace import Op, Trace
+from tests.helpers import require_tool
 
 pytestmark = pytest.mark.fuse
 
@@ -104,3 +105,42 @@ def test_missing_source_is_one_line_error(tmp_path):
         env={**os.environ, "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"},
     )
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "lazylab: error:" in r.stderr
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize("fmt", ["estargz", "zstd:chunked"])
+def test_lazy_mount_equals_source(tmp_path, mounter, fmt):
+    """The same rich tree as an image in registry_mock, through `lazylab lazy mount`."""
+    from imageformat.build import build_image
+    from registry_mock.app import running_registry
+
+    skopeo = require_tool("skopeo")
+    src = make_rich_tree(tmp_path / "src")
+    build_image(src, tmp_path / "oci", "v1", fmt)
+    with running_registry() as reg:
+        ref = f"{reg.address}/lab/rich:v1"
+        subprocess.run(
+            [skopeo, "copy", "--dest-tls-verify=false", f"oci:{tmp_path / 'oci'}:v1", f"docker://{ref}"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        m = start_mount([ref], tmp_path / "mnt", command=LAZYLAB_MOUNT)
+        mounter.append(m)
+        mnt = m.mountpoint
+        assert walk(mnt) == walk(src)
+        for rel in walk(src):
+            a, b = os.lstat(src / rel), os.lstat(mnt / rel)
+            assert (b.st_mode, b.st_uid, b.st_gid, b.st_rdev) == (a.st_mode, a.st_uid, a.st_gid, a.st_rdev), (
+                rel
+            )
+            assert b.st_mtime_ns // 10**9 == a.st_mtime_ns // 10**9, rel  # tar keeps whole seconds here
+            if stat.S_ISLNK(a.st_mode):
+                assert os.readlink(mnt / rel) == os.readlink(src / rel)
+            elif stat.S_ISREG(a.st_mode):
+                assert b.st_size == a.st_size and (mnt / rel).read_bytes() == (src / rel).read_bytes(), rel
+                assert b.st_nlink == a.st_nlink, rel
+        assert os.getxattr(mnt / "etc/hostname", "user.lazylab") == b"\x00binary\xff"
+        assert os.stat(mnt / "usr/share/text").st_ino == os.stat(mnt / "usr/share/text-hardlink").st_ino
+        m.stop(signal.SIGTERM)
+        assert m.proc.returncode == 0 and not os.path.ismount(mnt)
