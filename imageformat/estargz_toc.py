@@ -28,6 +28,7 @@ import zstandard
 from imageformat.byterange import ByteRange
 from imageformat.errors import (
     DecompressionBombError,
+    DuplicateEntryError,
     FooterError,
     TocDigestError,
     TocError,
@@ -188,6 +189,7 @@ def jtoc_to_toc(obj: Any, *, fmt: LayerFormat, compression: Compression, data_en
     next_start = dict(zip(starts, [*starts[1:], data_end], strict=False))
     entries: list[TocEntry] = []
     seen_pieces: set[tuple[int, int]] = set()
+    seen_paths: set[str] = set()
     cur: dict[str, Any] | None = None  # the reg entry being filled, as keyword arguments
     chunks: list[Chunk] = []
 
@@ -212,6 +214,9 @@ def jtoc_to_toc(obj: Any, *, fmt: LayerFormat, compression: Compression, data_en
                 raise TocError(f"TOC entry {i}: chunk of {name!r} does not follow its reg entry")
         else:
             finish()
+            if path in seen_paths:
+                raise DuplicateEntryError(f"TOC entry {i}: {name!r} appears twice")
+            seen_paths.add(path)
             if etype not in _TYPES:
                 raise TocError(f"TOC entry {i}: unknown type {etype!r}")
             link = _str(e, "linkName", i)

@@ -13,6 +13,7 @@ from imgtrees import read_via_toc, sample_nodes, tar_bytes
 
 from imageformat.errors import (
     DecompressionBombError,
+    DuplicateEntryError,
     FooterError,
     FormatError,
     TocDigestError,
@@ -133,6 +134,20 @@ def test_hardlink_escape_and_bad_json(good):
         forged, ann = forge(blob, body)
         with pytest.raises(TocError):
             read(forged, ann)
+
+
+def test_duplicate_entries_and_absurd_counts(good, monkeypatch):
+    blob, _, jtoc = good
+    j = json.loads(json.dumps(jtoc))
+    j["entries"].append(next(e for e in j["entries"] if e["type"] == "dir"))
+    forged, ann = forge(blob, j)
+    with pytest.raises(DuplicateEntryError):
+        read(forged, ann)
+    import imageformat.estargz_toc as mod
+
+    monkeypatch.setattr(mod, "MAX_ENTRIES", 5)
+    with pytest.raises(TocTooLargeError):
+        read(blob, {})
 
 
 def test_toc_over_150_mib_refused(good):
