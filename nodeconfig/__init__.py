@@ -7,6 +7,30 @@ state marker), loading storage.conf with its drop-ins and deriving the node's pu
 reading/writing the files a caller names; no HTTP, FUSE or simulator imports.
 """
 
-from nodeconfig.errors import CrcError, NodeConfigError, StorageConfError
+from nodeconfig.crc import ContainerRuntimeConfig, LazyPullMode, load_crc, parse_crc
+from nodeconfig.errors import CrcError, LayerStateError, NodeConfigError, StorageConfError
+from nodeconfig.layerstate import ImageRecord, LayerStateDecision, Transition, check_layer_state
+from nodeconfig.render import RenderedNode, render_node, state_marker
+from nodeconfig.storageconf import NodePullMode, load_storage_conf, merge_storage_conf, node_pull_mode
 
-__all__ = ["CrcError", "NodeConfigError", "StorageConfError"]
+__all__ = [
+    "ContainerRuntimeConfig",
+    "CrcError",
+    "ImageRecord",
+    "LayerStateDecision",
+    "LayerStateError",
+    "LazyPullMode",
+    "NodeConfigError",
+    "NodePullMode",
+    "RenderedNode",
+    "StorageConfError",
+    "Transition",
+    "check_layer_state",
+    "load_crc",
+    "load_storage_conf",
+    "merge_storage_conf",
+    "node_pull_mode",
+    "parse_crc",
+    "render_node",
+    "state_marker",
+]
