@@ -26,7 +26,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.size_mb <= 0 or args.size_mb > 4096:
         raise CliError(f"--size-mb (={args.size_mb}) must be in (0, 4096]")
-    console = Console()
+    console = Console(width=shutil.get_terminal_size((110, 24)).columns)
     keep = args.out is not None
     work = Path(args.out) if keep else Path(tempfile.mkdtemp(prefix="lazylab-demo-"))
     if keep and work.exists() and any(work.iterdir()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from imageformat.build import build_image, convert_image
@@ -72,7 +73,12 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = verify_image(args.oci_dir, args.tag, max_decompressed_bytes=args.max_decompressed)
+    """Exit 0 when everything checks out, 1 with one line naming the first problem."""
+    try:
+        report = verify_image(args.oci_dir, args.tag, max_decompressed_bytes=args.max_decompressed)
+    except FormatError as e:
+        print(f"lazylab: error: verify failed: {e}", file=sys.stderr)
+        return 1
     files = sum(layer.files for layer in report.layers)
     print(f"ok: {report.oci_dir}:{report.tag}, {len(report.layers)} layer(s), {files} files verified")
     return 0

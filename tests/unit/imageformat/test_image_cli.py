@@ -73,18 +73,23 @@ def test_build_inspect_verify(tree, tmp_path, capsys):
 
 
 def _one_line_error(capsys, argv: list[str], fragment: str) -> None:  # type: ignore[no-untyped-def]
-    """In-process: status 2, exactly one `lazylab: error:` line on stderr (an uncaught traceback fails)."""
+    """In-process: status 2 (verify: 1), one `lazylab: error:` line on stderr (a traceback fails the test)."""
     capsys.readouterr()
-    assert main(argv) == 2
+    assert main(argv) == (1 if argv[:2] == ["image", "verify"] else 2)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("lazylab: error:") and fragment in err[0], err
 
 
 def test_real_process_prints_one_line_and_no_traceback(tmp_path):
-    proc = run("image", "verify", str(tmp_path))
+    proc = run("image", "convert", str(tmp_path), "-o", str(tmp_path / "out"), "--format", "zstd")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"lazylab: error: {tmp_path}: no oci-layout file (not an OCI image layout)"
+    ]
+    proc = run("image", "verify", str(tmp_path))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"lazylab: error: verify failed: {tmp_path}: no oci-layout file (not an OCI image layout)"
     ]
 
 
