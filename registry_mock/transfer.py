@@ -67,30 +67,46 @@ async def send_body(
     return sent
 
 
+SENDFILE_MIN_BYTES = 256 << 10  # smaller pieces are copied into one buffer instead (multipart parts)
+BUFFER_FLUSH_BYTES = 1 << 20
+
+
 async def _sendfile_pieces(
     request: web.Request, response: web.StreamResponse, pieces: Sequence[Piece], path: os.PathLike[str] | str
 ) -> int:
+    """Large ranges go out with zero-copy sendfile; small pieces are batched into ~1 MiB writes."""
     loop = asyncio.get_running_loop()
     transport = request.transport
     sent = 0
+    buf = bytearray()
     with open(path, "rb") as f:
+        fd = f.fileno()
         for p in pieces:
             if isinstance(p, bytes):
-                await response.write(p)
-                sent += len(p)
+                buf += p
+            elif p.length < SENDFILE_MIN_BYTES:
+                buf += os.pread(fd, p.length, p.start)
+            else:
+                if buf:
+                    await response.write(bytes(buf))
+                    sent += len(buf)
+                    buf.clear()
+                if transport is None or transport.is_closing():
+                    raise ConnectionResetError("client went away")
+                try:
+                    await loop.sendfile(transport, f, p.start, p.length)
+                except NotImplementedError:
+                    for off in range(p.start, p.stop, BUFFER_FLUSH_BYTES):
+                        await response.write(os.pread(fd, min(BUFFER_FLUSH_BYTES, p.stop - off), off))
+                sent += p.length
                 continue
-            if transport is None or transport.is_closing():
-                raise ConnectionResetError("client went away")
-            try:
-                await loop.sendfile(transport, f, p.start, p.length)
-            except NotImplementedError:
-                f.seek(p.start)
-                left = p.length
-                while left:
-                    chunk = f.read(min(left, 1 << 20))
-                    await response.write(chunk)
-                    left -= len(chunk)
-            sent += p.length
+            if len(buf) >= BUFFER_FLUSH_BYTES:
+                await response.write(bytes(buf))
+                sent += len(buf)
+                buf.clear()
+        if buf:
+            await response.write(bytes(buf))
+            sent += len(buf)
     return sent
 
 
