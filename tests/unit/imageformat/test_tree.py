@@ -110,3 +110,21 @@ def test_prioritize_without_a_list_marks_no_prefetch():
     out.seek(0)
     members = read_members(out)
     assert members[0].name == ".no.prefetch.landmark" and members[0].size == 1
+
+
+def test_unsupported_entry_types_are_refused(tmp_path):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers={"comment": "git"}) as tf:
+        ti = tarfile.TarInfo("a")
+        tf.addfile(ti, io.BytesIO(b""))
+    (tmp_path / "global.tar").write_bytes(buf.getvalue())
+    with pytest.raises(UnsupportedEntryError, match="global"):
+        source_tar(tmp_path / "global.tar", io.BytesIO())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        ti = tarfile.TarInfo("contiguous")
+        ti.type = tarfile.CONTTYPE
+        tf.addfile(ti, io.BytesIO(b""))
+    (tmp_path / "cont.tar").write_bytes(buf.getvalue())
+    with pytest.raises(UnsupportedEntryError):
+        source_tar(tmp_path / "cont.tar", io.BytesIO())
