@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 from busybox_tree import MOTD, busybox_binary, make_busybox_root
-from conftest import LAZYLAB_MOUNT, start_mount
+from fuse_helpers import LAZYLAB_MOUNT, start_mount
 
 from startup.trace import Op, Trace
 from tests.helpers import require_tool

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import LAZYLAB_MOUNT, make_rich_tree, start_mount
+from fuse_helpers import LAZYLAB_MOUNT, make_rich_tree, start_mount
 
 from startup.trace import Op, Trace
 from tests.helpers import require_tool

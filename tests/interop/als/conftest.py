@@ -1,37 +1,16 @@
-"""Fixtures for the Additional Layer Store interop test: registry_mock, a served store, podman."""
+"""Fixtures for the Additional Layer Store tests (helpers live in als_helpers.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-# `tests.helpers` needs the repository root on sys.path (see tests/integration/emulator/conftest.py).
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
+import pytest
+from als_helpers import REPO, Podman, ServedStore
 
-import pytest  # noqa: E402
-
-from tests.helpers import require_fuse, require_tool  # noqa: E402
-
-
-@dataclass
-class ServedStore:
-    proc: subprocess.Popen[str]
-    path: Path
-
-    def stop(self) -> str:
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", str(self.path)], check=False)
-        try:
-            out, err = self.proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-        return out + err
+from tests.helpers import require_fuse
 
 
 @pytest.fixture
@@ -54,38 +33,6 @@ def als_store(tmp_path: Path) -> Iterator[ServedStore]:
     served = ServedStore(proc=proc, path=path)
     yield served
     served.stop()
-
-
-class Podman:
-    """podman with its own graphroot/runroot (and optionally an ALS) under a temporary directory."""
-
-    def __init__(self, root: Path, als: Path | None) -> None:
-        self.exe = require_tool("podman")
-        self.root = root
-        (root / "graph").mkdir(parents=True)
-        (root / "run").mkdir()
-        conf = root / "storage.conf"
-        text = f'[storage]\ndriver = "overlay"\ngraphroot = "{root}/graph"\nrunroot = "{root}/run"\n'
-        if als is not None:
-            text += f'[storage.options]\nadditionallayerstores = ["{als}:ref"]\n'
-        conf.write_text(text)
-        self.env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}
-
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(
-            [self.exe, *args], env=self.env, capture_output=True, text=True, timeout=300, check=False
-        )
-        if check and r.returncode != 0:
-            pytest.fail(f"podman {' '.join(args)} failed ({r.returncode}): {r.stderr[-3000:]}")
-        return r
-
-    def cleanup(self) -> None:
-        self("image", "unmount", "--all", check=False)
-        self("rmi", "--all", "--force", check=False)
-        # whatever c/storage left mounted under our root (it normally unmounts on exit)
-        mounts = Path("/proc/mounts").read_text().splitlines()
-        for target in sorted((m.split()[1] for m in mounts if str(self.root) in m.split()[1]), reverse=True):
-            subprocess.run(["umount", "-l", target], check=False)
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from als_helpers import Podman
 from als_images import build_layers, push, whiteout_trees
-from conftest import Podman
 
 from imageformat.build import build_image
 from imageformat.toc import LayerFormat
