@@ -56,6 +56,7 @@ class MemoryCache:
 
     def put(self, key: str, data: bytes) -> None:
         if len(data) > self.capacity_bytes:
+            self.discard(key)  # never leave an older value behind under this key
             return
         with self._lock:
             old = self._items.pop(key, None)
@@ -118,6 +119,7 @@ class DiskCache:
 
     def put(self, key: str, data: bytes) -> None:
         if len(data) > self.capacity_bytes:
+            self.discard(key)
             return
         name = self._name(key)
         tmp = self.root / f"{name}.{threading.get_ident()}.{os.getpid()}{TMP_SUFFIX}"
