@@ -1,0 +1,31 @@
+"""Fixtures for the real-image tests: a per-session image cache (LAZYLAB_CACHE) so builds are hermetic."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+# `tests.helpers` needs the repository root on sys.path (see tests/integration/emulator/conftest.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """LAZYLAB_CACHE pointed at a fresh directory for the whole session (builds are shared by tests)."""
+    cache = tmp_path_factory.mktemp("lazylab-cache")
+    old = os.environ.get("LAZYLAB_CACHE")
+    os.environ["LAZYLAB_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("LAZYLAB_CACHE", None)
+    else:
+        os.environ["LAZYLAB_CACHE"] = old
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("chroot needs root")
