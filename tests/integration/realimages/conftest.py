@@ -10,7 +10,7 @@ from pathlib import Path
 # `tests.helpers` needs the repository root on sys.path (see tests/integration/emulator/conftest.py).
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Building the cheap real images for real: busybox in every format, python in one; shipped traces match them."""
+"""Building the cheap real images: busybox in every format, python in one; shipped traces match them."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def test_busybox_builds_and_verifies_in_every_format(image_cache: Path, fmt: str
     assert 0 < built.blob_bytes < built.file_bytes  # busybox compresses
     if LayerFormat(fmt).lazy:
         (toc,) = realimages.load_tocs(built.path, "busybox")
-        assert toc.by_path["bin/busybox"].size == os.path.getsize(realimages.prepare_tree("busybox") / "bin/busybox")
+        assert toc.by_path["bin/busybox"].size == os.path.getsize(
+            realimages.prepare_tree("busybox") / "bin/busybox"
+        )
         assert toc.by_path["bin/sh"].link_name == "busybox"
     else:
         with pytest.raises(realimages.ImageRecipeError, match="no TOC"):
@@ -49,7 +51,9 @@ def test_busybox_tree_runs_the_startup_script(image_cache: Path) -> None:
     require_root()
     require_tool("busybox")
     root = realimages.prepare_tree("busybox")
-    r = subprocess.run([require_tool("chroot"), str(root), "/app/start.sh"], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [require_tool("chroot"), str(root), "/app/start.sh"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0] == "starting lab-app on lazylab-busybox"
     assert r.stdout.splitlines()[-1] == "ready"
@@ -66,13 +70,20 @@ def test_python_recipe_builds_and_imports_json_and_ssl(image_cache: Path) -> Non
     assert built.file_bytes > 20_000_000 and built.files > 500
     require_root()
     code = "import json, ssl, hashlib; print(json.dumps(hashlib.sha256(b'x').hexdigest()[:8]))"
-    r = subprocess.run([require_tool("chroot"), str(root), "/usr/bin/python3", "-c", code], capture_output=True, text=True,
-                       timeout=60, env={"PATH": "/usr/bin:/bin"})
+    r = subprocess.run(
+        [require_tool("chroot"), str(root), "/usr/bin/python3", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == '"2d711642"'
 
 
-@pytest.mark.parametrize("name", sorted(n for n, s in TRACE_SPECS.items() if s.image in ("busybox", "python")))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, s in TRACE_SPECS.items() if s.image in ("busybox", "python"))
+)
 def test_shipped_trace_paths_exist_in_the_image(image_cache: Path, name: str) -> None:
     if not shipped_trace_path(name).exists():
         pytest.skip(f"{name} is not shipped")

@@ -24,8 +24,14 @@ def test_busybox_script_trace_holds_the_scripts_reads(image_cache: Path) -> None
     assert trace.name == "busybox_shell_script" and trace.image == "busybox"
     read = {o.path for o in trace if o.op is Op.READ and o.length > 0}
     # the script itself, the files it sources/cats/hashes/heads, and the binary every applet execs
-    assert {"app/start.sh", "etc/app.conf", "etc/motd", "etc/hostname", "usr/share/app/data.txt",
-            "bin/busybox"} <= read
+    assert {
+        "app/start.sh",
+        "etc/app.conf",
+        "etc/motd",
+        "etc/hostname",
+        "usr/share/app/data.txt",
+        "bin/busybox",
+    } <= read
     assert "usr/share/app/unused.txt" not in read  # `find` lists it, nothing reads it
     assert any(o.op is Op.LISTDIR and o.path == "bin" for o in trace)  # `ls /bin`
     assert any(o.op is Op.READLINK and o.path.startswith("bin/") for o in trace)

@@ -39,7 +39,9 @@ def test_host_copier_names_a_missing_path(tmp_path: Path) -> None:
         HostCopier(tmp_path).add(str(tmp_path / "nope/file"))
 
 
-def test_unknown_recipe_and_format_are_specific_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_recipe_and_format_are_specific_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LAZYLAB_CACHE", str(tmp_path))
     with pytest.raises(ImageRecipeError, match="unknown image recipe 'alpine'"):
         realimages.prepare_image("alpine", "gzip")
