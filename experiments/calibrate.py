@@ -10,6 +10,7 @@ error and plots measured against predicted GET times, all from the cached measur
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,11 @@ from experiments.framework import Calibration, Experiment, Plot, RunData, RunOut
 def run_calibration(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
     from experiments.measure import measure_all  # the emulator and registry load only here
 
+    load_before = os.getloadavg()[0]
     ms, notes = measure_all(config, seed)
+    load_after = os.getloadavg()[0]
+    notes.append(f"1-minute load average {load_before:.1f} before and {load_after:.1f} after measuring "
+                 f"on {os.cpu_count()} CPUs (a busy machine inflates and scatters the costs)")
     rows = [{f: getattr(m, f) for f in Measurement.__dataclass_fields__} for m in ms]
     return RunOutput(tables={"measurements": rows, "notes": [{"note": n} for n in notes]})
 
@@ -121,7 +126,8 @@ def after(runs: Sequence[RunData]) -> str:
     out = str(runs[0].config.get("params_out", ""))
     if not out:
         return "calibrate: params_out is empty, no params file written"
-    note = f"{len(ms)} measurements, experiment run {runs[0].result.key}"
+    notes = [row["note"] for run in runs for row in run.tables.get("notes", [])]
+    note = "; ".join([f"{len(ms)} measurements, experiment run {runs[0].result.key}", *notes])
     cal = write_params(fit_params(ms), out, note=note)
     return f"calibrate: wrote {out} ({len(ms)} measurements), calibration digest {cal.digest}"
 

@@ -217,6 +217,16 @@ def _stat(g: _Group, i: int, stderr: float | None = None) -> FitStat:
                    rmse_s=g.rmse_s, r2=g.r2, rel_error_median=g.rel_error_median, at_bound=i in g.at_bound)
 
 
+def _throughput(g: _Group, i: int, name: str, out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    """A throughput from a time-per-byte coefficient (stderr by the delta method). A per-byte cost
+    below the measurements' resolution (held at 0) keeps the default throughput, flagged at_bound."""
+    inv = float(g.coef[i])
+    if inv > 0:
+        out[name], stats[name] = 1.0 / inv, _stat(g, i, float(g.stderr[i]) / inv**2)
+    else:
+        stats[name] = _stat(g, i)
+
+
 def _fit_gets(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
     y = np.array([m.duration_s for m in ms])
     rtt = np.array([m.rtt_s for m in ms])
@@ -257,11 +267,7 @@ def _fit_reads(ms: Sequence[Measurement], out: dict[str, object], stats: dict[st
     X = np.array([[1.0, m.nbytes, m.via == "fuse", (m.via == "fuse") * m.nbytes] for m in ms], dtype=float)
     g = _wls(X, np.array([m.duration_s for m in ms]))
     out["local_op_s"], stats["local_op_s"] = float(g.coef[0]), _stat(g, 0)
-    if g.coef[1] > 0:
-        out["local_read_bytes_per_s"] = 1.0 / float(g.coef[1])
-        stats["local_read_bytes_per_s"] = _stat(g, 1, float(g.stderr[1]) / float(g.coef[1]) ** 2)
-    else:  # per-byte cost below resolution: keep the default throughput
-        stats["local_read_bytes_per_s"] = _stat(g, 1)
+    _throughput(g, 1, "local_read_bytes_per_s", out, stats)
     out["fuse_op_s"], stats["fuse_op_s"] = float(g.coef[2]), _stat(g, 2)
     out["fuse_byte_s"], stats["fuse_byte_s"] = float(g.coef[3]), _stat(g, 3)
 
@@ -275,22 +281,14 @@ def _fit_decode(ms: Sequence[Measurement], out: dict[str, object], stats: dict[s
     g = _wls(X, np.array([m.duration_s for m in ms]))
     out["model_decode_call_s"], stats["model_decode_call_s"] = float(g.coef[0]), _stat(g, 0)
     for j, c in enumerate(codecs):
-        inv = float(g.coef[1 + j])
-        if inv <= 0:
-            raise CalibrationError(f"fitted {c} decode time per byte is not positive; decode larger inputs")
-        name = f"{c}_decode_bytes_per_s"
-        out[name], stats[name] = 1.0 / inv, _stat(g, 1 + j, float(g.stderr[1 + j]) / inv**2)
+        _throughput(g, 1 + j, f"{c}_decode_bytes_per_s", out, stats)
 
 
 def _fit_extract(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
     X = np.array([[m.count, m.nbytes] for m in ms], dtype=float)
     g = _wls(X, np.array([m.duration_s for m in ms]))
     out["model_extract_file_s"], stats["model_extract_file_s"] = float(g.coef[0]), _stat(g, 0)
-    inv = float(g.coef[1])
-    if inv <= 0:
-        raise CalibrationError("fitted extract time per byte is not positive; extract larger files")
-    out["extract_bytes_per_s"] = 1.0 / inv
-    stats["extract_bytes_per_s"] = _stat(g, 1, float(g.stderr[1]) / inv**2)
+    _throughput(g, 1, "extract_bytes_per_s", out, stats)
 
 
 def fit_params(measurements: Iterable[Measurement], defaults: FittedParams | None = None) -> FittedParams:

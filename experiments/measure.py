@@ -134,16 +134,19 @@ def measure_decode(rng: np.random.Generator, *, samples: int = 30,
 
 
 def measure_extract(rng: np.random.Generator, workdir: Path, *, batches: int = 20,
-                    max_files: int = 400) -> list[Measurement]:
-    """Batches of files (1..max_files, 100 B..256 KiB each) written through RootWriter."""
+                    max_files: int = 400, max_batch_bytes: int = 32 << 20) -> list[Measurement]:
+    """Batches of files written through RootWriter: each batch picks a file size scale
+    (100 B..8 MiB, log-uniform) and a count (1..max_files, at most max_batch_bytes in all), so
+    both the per-file and the per-byte cost are identifiable."""
     out: list[Measurement] = []
-    payload = compressible_bytes(rng, 256 << 10)
+    payload = compressible_bytes(rng, 8 << 20)
     for b in range(batches):
         root = workdir / f"extract-{b}"
         writer = RootWriter(root)
         writer.begin_layer()
-        files = int(np.exp(rng.uniform(0, np.log(max_files))))
-        sizes = np.exp(rng.uniform(np.log(100), np.log(256 << 10), size=files)).astype(int)
+        scale = float(np.exp(rng.uniform(np.log(100), np.log(8 << 20))))
+        files = max(1, min(int(np.exp(rng.uniform(0, np.log(max_files)))), int(max_batch_bytes // scale)))
+        sizes = np.clip(scale * np.exp(rng.normal(0.0, 0.3, size=files)), 1, len(payload)).astype(int)
         t0 = time.perf_counter()
         for i, size in enumerate(sizes):
             content = payload[: int(size)]
