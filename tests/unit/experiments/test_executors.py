@@ -1,4 +1,5 @@
-"""The same sweep inline, on a spawned process pool and on a Dask LocalCluster gives identical results."""
+"""The same sweep inline, on a spawned process pool and on a Dask LocalCluster (worker processes) gives
+identical results."""
 
 from __future__ import annotations
 
@@ -42,10 +43,10 @@ def test_process_pool_matches_inline(tmp_path):
     assert snapshot(tmp_path / "inline", inline.keys) == snapshot(tmp_path / "pool", pooled.keys)
 
 
-def test_dask_local_cluster_matches_local_pool(tmp_path):
+def test_dask_local_cluster_matches_local_run(tmp_path):
     distributed = pytest.importorskip("distributed")
-    local = sweep(tmp_path / "local", choose_backend(workers=2))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    local = sweep(tmp_path / "local", choose_backend(workers=1))
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
                                   host="127.0.0.1") as cluster:
         remote = sweep(tmp_path / "dask", dask_backend(cluster.scheduler_address))
         assert (remote.ran, remote.failed) == (8, 4)
