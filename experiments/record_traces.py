@@ -50,6 +50,7 @@ class TraceSpec:
     argv: tuple[str, ...]  # run as `chroot MOUNTPOINT *argv`
     description: str
     expect_stdout: str = ""  # a substring the command's output must contain
+    stdin: str = ""  # fed to the command
 
 
 DEBIAN_LARGE_FILE = "usr/lib/gcc/x86_64-linux-gnu/12/cc1"
@@ -184,6 +185,7 @@ def record_trace(
             r = subprocess.run(
                 [chroot, str(mnt), *spec.argv],
                 capture_output=True,
+                input=spec.stdin,
                 text=True,
                 timeout=timeout_s,
                 check=False,
@@ -296,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--stats-only", action="store_true", help="describe the traces in --out, record nothing"
     )
+    parser.add_argument("--markdown", action="store_true", help="finish with a Markdown table of the traces")
     args = parser.parse_args(argv)
+    rows: list[tuple[str, str, TraceStats, int]] = []
     try:
         for name in args.names or list(TRACE_SPECS):
             spec = trace_spec(name)
@@ -315,10 +319,29 @@ def main(argv: list[str] | None = None) -> int:
                 f"{100 * st.fraction_fetched:.2f}% of the {st.blob_bytes} B layer -> {path}",
                 flush=True,
             )
+            rows.append((name, spec.image, st, path.stat().st_size))
     except ImageRecipeError as e:
         print(f"lazylab: error: {e}", file=sys.stderr)
         return 2
+    if args.markdown:
+        print(markdown_table(rows))
     return 0
+
+
+def markdown_table(rows: list[tuple[str, str, TraceStats, int]]) -> str:
+    """The docs/images.md table: one row per trace (name, image, stats, trace file bytes)."""
+    out = [
+        "| trace | image | ops | reads | MB read | MB distinct | files read | % of file bytes read "
+        "| % of layer fetched | think s | trace KB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, image, st, size in rows:
+        out.append(
+            f"| {name} | {image} | {st.ops} | {st.reads} | {st.bytes_read / 1e6:.2f} | "
+            f"{st.unique_bytes_read / 1e6:.2f} | {st.files_read} | {100 * st.fraction_read:.2f} | "
+            f"{100 * st.fraction_fetched:.2f} | {st.think_s:.3f} | {size / 1e3:.1f} |"
+        )
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
