@@ -70,6 +70,8 @@ class _MemberWriter:
         self.raw_size = 0
         self.blob = Hasher()
         self._cur: Any = None
+        self.member_start = 0  # blob offset of the open member
+        self.member_raw = 0  # uncompressed bytes written into the open member
         self._zctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
 
     def _emit(self, data: bytes) -> None:
@@ -82,18 +84,24 @@ class _MemberWriter:
         if not data:
             return
         if self._cur is None:
+            self.member_start, self.member_raw = self.offset, 0
             if self.compression is Compression.GZIP:
                 self._cur = zlib.compressobj(self.level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
             else:
                 self._cur = self._zctx.compressobj()
         self.raw.update(data)
         self.raw_size += len(data)
+        self.member_raw += len(data)
         self._emit(self._cur.compress(data))
 
     def close(self) -> None:
         if self._cur is not None:
             self._emit(self._cur.flush())
             self._cur = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._cur is not None
 
     def write_raw(self, data: bytes) -> None:
         """Bytes outside any member (footer, skippable frames)."""
@@ -146,16 +154,22 @@ def _header(ti: tarfile.TarInfo) -> bytes:
 
 
 def _write_payload(out: _MemberWriter, ti: tarfile.TarInfo, read: Callable[[int], bytes],
-                   ent: dict[str, Any], entries: list[dict[str, Any]], chunk_bytes: int) -> None:
+                   ent: dict[str, Any], entries: list[dict[str, Any]], chunk_bytes: int,
+                   min_chunk_bytes: int) -> None:
     file_hash = hashlib.sha256()
     written = 0
     piece = ent
+    landmark = normalize_path(ti.name) in LANDMARKS
     while written < ti.size:
-        out.close()
         n = min(chunk_bytes, ti.size - written)
         if ti.size - written >= chunk_bytes:
             piece["chunkSize"] = n
-        piece["offset"] = out.offset
+        if out.is_open and out.member_raw < min_chunk_bytes and not landmark:
+            piece["offset"] = out.member_start  # share the member (stargz WithMinChunkSize)
+            piece["innerOffset"] = out.member_raw
+        else:
+            out.close()
+            piece["offset"] = out.offset
         if written:
             piece["chunkOffset"] = written
         data = read(n)
@@ -173,7 +187,8 @@ def _write_payload(out: _MemberWriter, ti: tarfile.TarInfo, read: Callable[[int]
 
 def _order_key(entry: dict[str, Any]) -> list[str]:
     keys = ["name", "type", "size", "modtime", "linkName", "mode", "uid", "gid", "userName", "groupName",
-            "offset", "devMajor", "devMinor", "xattrs", "digest", "chunkOffset", "chunkSize", "chunkDigest"]
+            "offset", "innerOffset", "devMajor", "devMinor", "xattrs", "digest", "chunkOffset", "chunkSize",
+            "chunkDigest"]
     return [k for k in keys if k in entry]
 
 
@@ -183,16 +198,23 @@ def toc_json_bytes(entries: list[dict[str, Any]]) -> bytes:
 
 
 def encode_estargz(src: BinaryIO, dst: BinaryIO, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, level: int = 9,
-                   compression: Compression = Compression.GZIP) -> EncodedLayer:
-    """Encode the (seekable) tar `src` as eStargz into `dst`."""
+                   compression: Compression = Compression.GZIP, min_chunk_bytes: int = 0) -> EncodedLayer:
+    """Encode the (seekable) tar `src` as eStargz into `dst`.
+
+    `min_chunk_bytes` > 0 packs payloads into the open member until it holds that many
+    uncompressed bytes (entries then share `offset` and differ by `innerOffset`; stargz's
+    WithMinChunkSize counts compressed bytes). Old readers and containers/storage ignore
+    innerOffset, so the default (0) gives every payload its own member.
+    """
     try:
-        return _encode(src, dst, chunk_bytes=chunk_bytes, level=level, compression=compression)
+        return _encode(src, dst, chunk_bytes=chunk_bytes, level=level, compression=compression,
+                       min_chunk_bytes=min_chunk_bytes)
     except (tarfile.TarError, EOFError) as e:
         raise InvalidTarError(f"input is not a valid tar: {e}") from None
 
 
 def _encode(src: BinaryIO, dst: BinaryIO, *, chunk_bytes: int, level: int,
-            compression: Compression) -> EncodedLayer:
+            compression: Compression, min_chunk_bytes: int) -> EncodedLayer:
     if chunk_bytes <= 0:
         raise ValueError(f"chunk_bytes (={chunk_bytes}) must be > 0")
     members = read_members(src)
@@ -220,7 +242,7 @@ def _encode(src: BinaryIO, dst: BinaryIO, *, chunk_bytes: int, level: int,
                 f = tf.extractfile(ti)
                 assert f is not None
                 reader = f  # type: ignore[assignment]
-            _write_payload(out, ti, reader.read, ent, entries, chunk_bytes)
+            _write_payload(out, ti, reader.read, ent, entries, chunk_bytes, min_chunk_bytes)
         else:
             if ti.isreg():
                 ent["digest"] = "sha256:" + hashlib.sha256(b"").hexdigest()

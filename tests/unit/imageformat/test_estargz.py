@@ -176,3 +176,21 @@ def test_generated_trees_round_trip_stargz_zstd_variant(nodes):
     layer, blob = encode(tar_bytes(nodes), chunk_bytes=4096, compression=Compression.ZSTD, level=1)
     assert layer.format is LayerFormat.STARGZ_ZSTDCHUNKED
     _check_round_trip(nodes, blob, layer)
+
+
+@pytest.mark.parametrize("compression", [Compression.GZIP, Compression.ZSTD])
+def test_min_chunk_size_packs_payloads_with_inner_offsets(compression):
+    nodes = sample_nodes()
+    layer, blob = encode(
+        tar_bytes(nodes), chunk_bytes=65536, min_chunk_bytes=200_000, compression=compression
+    )
+    toc = toc_of(layer, blob)
+    chunks = [c for e in toc.regular_files() for c in e.chunks]
+    shared = [c for c in chunks if c.inner_offset]
+    assert shared and len({c.compressed.start for c in chunks}) < len(chunks)
+    assert toc.entry(".no.prefetch.landmark").chunks[0].inner_offset == 0  # landmarks start a member
+    for n in nodes:
+        if n.kind == "reg":
+            assert read_via_toc(toc, n.path, blob) == n.data
+    if compression is Compression.GZIP:
+        assert layer.diff_id == "sha256:" + hashlib.sha256(gzip.decompress(blob)).hexdigest()
