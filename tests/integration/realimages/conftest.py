@@ -1,4 +1,4 @@
-"""Fixtures for the real-image tests: a per-session image cache (LAZYLAB_CACHE) so builds are hermetic."""
+"""Fixtures for the real-image tests: a per-module image cache (LAZYLAB_CACHE) so builds are hermetic."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 import pytest
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """LAZYLAB_CACHE pointed at a fresh directory for the whole session (builds are shared by tests)."""
+    """LAZYLAB_CACHE pointed at a fresh directory for one test module (its tests share the builds)."""
     cache = tmp_path_factory.mktemp("lazylab-cache")
     old = os.environ.get("LAZYLAB_CACHE")
     os.environ["LAZYLAB_CACHE"] = str(cache)
