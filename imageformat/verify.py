@@ -171,6 +171,10 @@ def check_layer(layout: OciLayout, index: int, desc: Descriptor, diff_id: str, *
                                      f"config diff_id is {diff_id}")
         if deep and toc is not None:
             check_toc_against_stream(toc, stream, fetch)
+            if toc.tar_split_digest is not None and toc.tar_split_range is not None:
+                from imageformat.zstdchunked_toc import load_tar_split
+
+                load_tar_split(toc, fetch(toc.tar_split_range))  # tarSplitDigest + same entries as the TOC
     files = [e for p, e in stream.items() if e.type is EntryType.REG and p != ESTARGZ_TOC_NAME]
     return LayerReport(
         index=index, media_type=desc.media_type, digest=desc.digest, compressed_size=size, diff_id=diff_id,
