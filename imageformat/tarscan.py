@@ -156,8 +156,9 @@ def _checksum_ok(blk: bytes) -> bool:
     stored = _num(blk[148:156], "checksum")
     body = blk[:148] + b"        " + blk[156:]
     unsigned = sum(body)
-    signed = sum(c - 256 if c > 127 else c for c in body)
-    return stored in (unsigned, signed)
+    if stored == unsigned:
+        return True
+    return stored == unsigned - 256 * sum(1 for c in body if c > 127)  # old signed-char writers
 
 
 def _read_exact(f: BinaryIO, pos: int, n: int, what: str) -> bytes:

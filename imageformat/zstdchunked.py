@@ -32,6 +32,7 @@ import mmap
 import os
 import struct
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
@@ -43,7 +44,7 @@ from imageformat.errors import DuplicateEntryError, UnsafePathError
 from imageformat.gojson import GO_ZERO_NS, GO_ZERO_TIME, go_string, go_time
 from imageformat.layer import MEDIA_TYPE_ZSTD, EncodedLayer
 from imageformat.tarscan import TarIndex, TarMember, scan_tar
-from imageformat.tarsplit import crc64_iso, file_line, segment_line, trailing_segments
+from imageformat.tarsplit import crc64_iso_many, file_line, segment_line, trailing_segments
 from imageformat.toc import LayerFormat, normalize_path
 
 DEFAULT_LEVEL = 3
@@ -66,7 +67,9 @@ def skippable_frame(payload: bytes) -> bytes:
 
 
 class _FrameSink:
-    """Collects frame inputs in order, compresses them in parallel batches, writes them."""
+    """Collects frame inputs in order; a background thread compresses batches (in parallel, with
+    `multi_compress_to_buffer`) and writes them while the caller chunks and hashes the next files.
+    """
 
     def __init__(self, dst: BinaryIO, level: int, threads: int) -> None:
         self.dst = dst
@@ -74,41 +77,64 @@ class _FrameSink:
         self.threads = threads
         self.pending: list[bytes | bytearray | memoryview] = []
         self.pending_bytes = 0
-        self.starts: list[int] = []
+        self.frames_added = 0
+        self.starts: list[int] = []  # written by the worker only
         self.ends: list[int] = []
         self.pos = 0
         self.hasher = hashlib.sha256()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstd-frames")
+        self._inflight: list[Future[None]] = []
 
     def add(self, data: memoryview | bytes) -> int:
         assert len(data) > 0, "no empty frames (formats.md §1.4)"
         self.pending.append(data)
         self.pending_bytes += len(data)
+        self.frames_added += 1
         if self.pending_bytes >= _BATCH_BYTES:
             self.flush()
-        return len(self.starts) + len(self.pending) - 1
+        return self.frames_added - 1
 
     def _write(self, data: bytes | memoryview) -> None:
         self.dst.write(data)
         self.hasher.update(data)
         self.pos += len(data)
 
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        if len(self.pending) == 1 or self.threads <= 1:
-            frames: list[bytes | memoryview] = [self.cctx.compress(d) for d in self.pending]
+    def _compress_write(self, batch: list[bytes | bytearray | memoryview]) -> None:
+        if len(batch) == 1 or self.threads == 1:
+            frames: list[bytes] = [self.cctx.compress(d) for d in batch]
         else:
-            coll = self.cctx.multi_compress_to_buffer(self.pending, threads=self.threads)
+            coll = self.cctx.multi_compress_to_buffer(batch, threads=self.threads)
             frames = [coll[i].tobytes() for i in range(len(coll))]
+        batch.clear()
         for fr in frames:
             self.starts.append(self.pos)
             self._write(fr)
             self.ends.append(self.pos)
+
+    def flush(self) -> None:
+        """Hand the pending frames to the worker (at most two batches in flight)."""
+        if not self.pending:
+            return
+        batch, self.pending, self.pending_bytes = self.pending, [], 0
+        self._inflight.append(self._pool.submit(self._compress_write, batch))
+        while len(self._inflight) > 2:
+            self._inflight.pop(0).result()
+
+    def drain(self) -> None:
+        """Wait until every frame handed over is written (re-raises the worker's errors)."""
+        self.flush()
+        while self._inflight:
+            self._inflight.pop(0).result()
+
+    def close(self) -> None:
         self.pending = []
-        self.pending_bytes = 0
+        for f in self._inflight:
+            f.cancel()
+        self._pool.shutdown(wait=True)
+        self._inflight = []
 
     def write_raw(self, data: bytes) -> int:
-        self.flush()
+        self.drain()
         start = self.pos
         self._write(data)
         return start
@@ -191,7 +217,7 @@ def _source_view(src: BinaryIO) -> Iterator[memoryview]:
         try:
             yield view
         finally:
-            view.release()
+            _release(view)
         return
     try:
         fd = src.fileno()
@@ -204,12 +230,25 @@ def _source_view(src: BinaryIO) -> Iterator[memoryview]:
         try:
             yield view
         finally:
-            view.release()
-            mm.close()
+            if _release(view):
+                try:
+                    mm.close()
+                except BufferError:
+                    pass  # slices still referenced by a traceback: the GC closes it
         return
     src.seek(0)
     data = src.read()
     yield memoryview(data)
+
+
+def _release(view: memoryview) -> bool:
+    """Release `view`; False if slices of it are still alive (an exception's traceback can hold
+    them), in which case the garbage collector releases it later."""
+    try:
+        view.release()
+    except BufferError:
+        return False
+    return True
 
 
 def _sha(data: memoryview | bytes) -> str:
@@ -234,14 +273,20 @@ def encode_zstd_chunked(
     src.seek(0)
     index = scan_tar(src)
     sink = _FrameSink(dst, level, threads)
-    with _source_view(src) as buf:
-        file_frames, ts_lines = _encode_frames(buf, index, sink, generation)
-        diff_id = _sha(buf)
-        total = len(buf)
-    toc = _TocBuilder(generation)
-    for m, frames in file_frames:
-        toc.add_member(m, frames, sink)
-    return _finish(sink, toc, ts_lines, generation, level, diff_id, total)
+    try:
+        with _source_view(src) as buf:
+            try:
+                file_frames, ts_lines = _encode_frames(buf, index, sink, generation)
+            finally:
+                sink.close()  # no frame may still reference `buf` when it is released
+            diff_id = _sha(buf)
+            total = len(buf)
+        toc = _TocBuilder(generation)
+        for m, frames in file_frames:
+            toc.add_member(m, frames, sink)
+        return _finish(sink, toc, ts_lines, generation, level, diff_id, total)
+    finally:
+        sink.close()
 
 
 def _encode_frames(
@@ -249,6 +294,7 @@ def _encode_frames(
 ) -> tuple[list[tuple[TarMember, _FileFrames | None]], list[bytes]]:
     """Write every data frame (formats.md §1.4); return per-member frame facts and tar-split lines."""
     ts_lines: list[bytes] = []
+    crc_jobs: list[tuple[int, TarMember]] = []
     seen: set[str] = set()
     meta = bytearray()
     file_frames: list[tuple[TarMember, _FileFrames | None]] = []
@@ -279,8 +325,9 @@ def _encode_frames(
             ids = [sink.add(content[s.offset : s.end]) for s in spans]
             frames = _FileFrames(m, digest, spans, chunk_digests, ids)
         if generation == "b":
-            crc = crc64_iso(buf[m.data_start : m.payload_end]) if m.payload_size else None
-            ts_lines.append(file_line(m.name, m.payload_size, crc, len(ts_lines)))
+            if m.payload_size:
+                crc_jobs.append((len(ts_lines), m))
+            ts_lines.append(file_line(m.name, m.payload_size, None, len(ts_lines)))
         file_frames.append((m, frames))
     meta += buf[index.entries_end :]
     if meta:
@@ -289,7 +336,12 @@ def _encode_frames(
         ts_lines.append(segment_line(buf[index.entries_end : index.eoa_end], len(ts_lines)))
         for piece in trailing_segments(buf[index.eoa_end :], index.eoa_end):
             ts_lines.append(segment_line(piece, len(ts_lines)))
-    sink.flush()  # pending frames reference `buf`: compress them before it goes away
+    sink.flush()  # hand over the last frames; the CRCs below overlap their compression
+    # tar-split CRCs in one batch: many small files share numpy lanes
+    crcs = crc64_iso_many([buf[m.data_start : m.payload_end] for _, m in crc_jobs])
+    for (pos, m), crc in zip(crc_jobs, crcs, strict=True):
+        ts_lines[pos] = file_line(m.name, m.payload_size, crc, pos)
+    sink.drain()  # pending frames reference `buf`: written before it goes away
     return file_frames, ts_lines
 
 

@@ -119,3 +119,12 @@ def test_malformed_tar_split_is_refused(text: bytes) -> None:
 
 def test_segment_record_type_constants() -> None:
     assert (FILE, SEGMENT) == (1, 2)
+
+
+def test_crc64_many_equals_one_by_one() -> None:
+    from imageformat.tarsplit import crc64_iso_many
+
+    rng = np.random.default_rng(5)
+    bufs = [rng.bytes(int(n)) for n in rng.integers(0, 3000, 40)] + [b"", b"a", rng.bytes(300_000)]
+    bufs += [memoryview(rng.bytes(5000))[7:4000]]
+    assert crc64_iso_many(bufs) == [crc64_iso(b) for b in bufs]
