@@ -85,10 +85,13 @@ def process_pool_backend(workers: int) -> Backend:
 
     def backend(tasks: Sequence[RunTask]) -> Iterator[tuple[RunTask, TaskOutcome]]:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        try:
             futures: dict[Future[TaskOutcome], RunTask] = {pool.submit(execute_task, t): t for t in tasks}
             for fut in as_completed(futures):
                 yield futures[fut], _outcome_of(futures[fut], fut.result)
+        finally:  # on Ctrl-C (or any early exit) drop queued runs; finished ones are already cached
+            pool.shutdown(wait=True, cancel_futures=True)
 
     return backend
 

@@ -39,8 +39,10 @@ def write_report(
     reports_dir: str | Path = "reports",
     calibration: Calibration | None = None,
     code_version: str | None = None,
+    stem: str | None = None,
 ) -> Path:
-    """Write reports/<name>.md (+ <name>-<plot>.png); ResultsError if nothing is cached at all."""
+    """Write reports/<stem>.md (+ <stem>-<plot>.png; stem defaults to the experiment's name);
+    ResultsError if nothing is cached at all."""
     cal = calibration or Calibration.none()
     version = code_version or compute_code_version(exp.code_packages, extra=(exp.run,))
     cached = collect(exp, ResultCache(results_dir), cal, version)
@@ -74,13 +76,13 @@ def write_report(
     if plots:
         lines += ["## Plots", ""]
     for p in plots:
-        fname = f"{exp.name}-{p.name}.png"
+        fname = f"{stem or exp.name}-{p.name}.png"
         p.figure.savefig(out_dir / fname, dpi=110, bbox_inches="tight")
         lines += [f"![{p.caption or p.name}]({fname})", ""]
         if p.caption:
             lines += [f"*{p.caption}*", ""]
     if cached.failed:
         lines += [_failures(cached.failed).to_markdown()]
-    path = out_dir / f"{exp.name}.md"
+    path = out_dir / f"{stem or exp.name}.md"
     path.write_text("\n".join(lines))
     return path

@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_run)
 
-    rep = verbs.add_parser("report", help="write reports/NAME.md from cached results only")
+    rep = verbs.add_parser("report",
+                           help="write reports/NAME.md (--quick: NAME-quick.md) from cached results only")
     rep.add_argument("name")
     _common(rep)
     rep.add_argument("--reports", default="reports", metavar="DIR",
@@ -84,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     exp, cal = _experiment(args)
-    path = write_report(exp, results_dir=args.results, reports_dir=args.reports, calibration=cal)
+    stem = f"{exp.name}-quick" if args.quick else exp.name  # a smoke run never overwrites the real report
+    path = write_report(exp, results_dir=args.results, reports_dir=args.reports, calibration=cal, stem=stem)
     print(f"wrote {path}")
     return 0

@@ -79,6 +79,10 @@ def test_quick_run_and_failures_exit_nonzero(tmp_path, calls, capsys):
                  "--workers", "1"]) == 0
     assert "1 runs, 0 cached, 1 ran" in capsys.readouterr().out
     assert len(list(ResultCache(tmp_path).results("xp"))) == 1
+    assert main(["experiment", "report", "xp", "--quick", "--results", str(tmp_path), "--reports",
+                 str(tmp_path / "rep")]) == 0
+    assert "| lazy | 1 |" in (tmp_path / "rep" / "xp-quick.md").read_text()
+    assert (tmp_path / "rep" / "xp-quick-ready.png").exists() and not (tmp_path / "rep" / "xp.md").exists()
     assert main(["experiment", "run", "xp-fail", "--results", str(tmp_path), "--no-progress",
                  "--workers", "1"]) == 1
     assert "2 runs, 0 cached, 2 ran, 1 failed" in capsys.readouterr().out
