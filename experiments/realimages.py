@@ -201,13 +201,21 @@ def _tree_stats(root: Path) -> tuple[int, int]:
     return files, size
 
 
-def image_record(name: str, fmt: LayerFormat | str = LayerFormat.ZSTD_CHUNKED) -> BuiltImage:
-    """Build (or find in the cache) recipe `name` in format `fmt`; its BuiltImage record."""
+def image_record(
+    name: str, fmt: LayerFormat | str = LayerFormat.ZSTD_CHUNKED, *, prioritize: Sequence[str] | None = None
+) -> BuiltImage:
+    """Build (or find in the cache) recipe `name` in format `fmt`; its BuiltImage record.
+
+    `prioritize` (lazy formats): paths to put first, followed by `.prefetch.landmark` (the
+    "recorded list" prefetch of stargz-store); e.g. `prefetch_paths(trace)` of a recorded trace.
+    """
     layer_format = _fmt(fmt)
     tree = prepare_tree(name)
     tkey = tree.name.rsplit("-", 1)[1]
-    okey = _key(tkey, layer_format.value, code_version(["imageformat"]))
-    final = cache_root() / "images" / "oci" / f"{name}-{_slug(layer_format)}-{okey}"
+    prio = list(prioritize) if prioritize and layer_format.lazy else []
+    okey = _key(tkey, layer_format.value, code_version(["imageformat"]), "\n".join(prio))
+    suffix = "-prio" if prio else ""
+    final = cache_root() / "images" / "oci" / f"{name}-{_slug(layer_format)}{suffix}-{okey}"
     meta = final.with_name(final.name + ".json")
     if final.is_dir() and meta.is_file():
         return BuiltImage(**json.loads(meta.read_text()))
@@ -218,7 +226,7 @@ def image_record(name: str, fmt: LayerFormat | str = LayerFormat.ZSTD_CHUNKED) -
         tmp = _fresh(final)
         t0 = time.perf_counter()
         try:
-            result = build_image(tree, tmp, name, layer_format)
+            result = build_image(tree, tmp, name, layer_format, prioritize=prio or None)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -244,9 +252,11 @@ def image_record(name: str, fmt: LayerFormat | str = LayerFormat.ZSTD_CHUNKED) -
     return built
 
 
-def prepare_image(name: str, fmt: LayerFormat | str = LayerFormat.ZSTD_CHUNKED) -> Path:
+def prepare_image(
+    name: str, fmt: LayerFormat | str = LayerFormat.ZSTD_CHUNKED, *, prioritize: Sequence[str] | None = None
+) -> Path:
     """The OCI layout holding image `name` (tag = name) in layer format `fmt`; built if missing."""
-    return image_record(name, fmt).path
+    return image_record(name, fmt, prioritize=prioritize).path
 
 
 def load_tocs(oci_dir: Path | str, tag: str | None = None) -> list[Toc]:

@@ -110,6 +110,11 @@ def load_shipped_trace(name: str) -> Trace:
     return Trace.load(shipped_trace_path(name))
 
 
+def prefetch_paths(trace: Trace) -> list[str]:
+    """Files the trace reads, in first-read order: the list for a prioritized (prefetch) image."""
+    return list(dict.fromkeys(o.path for o in trace if o.op is Op.READ and o.length > 0))
+
+
 class _Mount:
     """`python -m emulator.fuse REF MOUNTPOINT --record TRACE` as a child process."""
 

@@ -11,7 +11,13 @@ import pytest
 from conftest import require_root
 
 from experiments import realimages
-from experiments.record_traces import TRACE_SPECS, load_shipped_trace, missing_paths, shipped_trace_path
+from experiments.record_traces import (
+    TRACE_SPECS,
+    load_shipped_trace,
+    missing_paths,
+    prefetch_paths,
+    shipped_trace_path,
+)
 from imageformat.toc import LayerFormat
 from imageformat.verify import verify_image
 from startup.trace import Op
@@ -100,3 +106,18 @@ def test_shipped_trace_paths_exist_in_the_image(image_cache: Path, name: str) ->
             entry = tocs[0].by_path[op.path]
             target = tocs[0].by_path[entry.link_name] if entry.type.value == "hardlink" else entry
             assert op.offset + op.length <= target.size, op
+
+
+def test_busybox_prioritized_by_its_shipped_trace(image_cache: Path) -> None:
+    require_tool("busybox")
+    paths = prefetch_paths(load_shipped_trace("busybox_shell_script"))
+    assert "app/start.sh" in paths
+    built = realimages.image_record("busybox", "zstd:chunked", prioritize=paths)
+    assert built.path.name.startswith("busybox-zstd-chunked-prio-")
+    (toc,) = realimages.load_tocs(built.path, "busybox")
+    assert toc.prefetch is not None and toc.prefetch.length > 0
+    order = [e.path for e in toc.regular_files()]
+    landmark = order.index(".prefetch.landmark")
+    assert set(paths) <= set(order[:landmark])
+    plain = realimages.image_record("busybox", "zstd:chunked")
+    assert plain.path != built.path and plain.manifest_digest != built.manifest_digest
