@@ -135,3 +135,39 @@ def test_generated_trees_round_trip_through_every_format(nodes):
             build_image(src, oci, "t", fmt)
             verify_image(oci, "t")
             assert _files(oci, "t") == expected
+
+
+def test_verify_catches_a_toc_that_disagrees_with_the_stream(tmp_path):
+    """A self-consistent image (digests, diff_id, toc.digest all right) whose TOC omits an entry."""
+    import gzip as gz
+    import hashlib
+    import json
+
+    from imgtrees import sample_nodes
+
+    from imageformat.errors import TocError
+    from imageformat.estargz import TOC_DIGEST_ANNOTATION, encode_estargz, estargz_footer
+    from imageformat.estargz_toc import parse_estargz_footer
+    from imageformat.oci import Descriptor, new_config
+
+    out = io.BytesIO()
+    layer = encode_estargz(io.BytesIO(tar_bytes(sample_nodes())), out)
+    blob = out.getvalue()
+    toc_offset, _ = parse_estargz_footer(blob[-51:])
+    member = gz.decompress(blob[toc_offset:-51])
+    size = tarfile.TarInfo.frombuf(member[:512], "utf-8", "strict").size
+    jtoc = json.loads(member[512 : 512 + size])
+    jtoc["entries"] = [e for e in jtoc["entries"] if e["name"] != "pipe"]
+    body = json.dumps(jtoc, indent="\t").encode()
+    ti = tarfile.TarInfo("stargz.index.json")
+    ti.size = len(body)
+    raw_toc = ti.tobuf(tarfile.USTAR_FORMAT) + body + bytes(-len(body) % 512) + bytes(1024)
+    forged = blob[:toc_offset] + gz.compress(raw_toc, mtime=0) + estargz_footer(toc_offset)
+    layout = OciLayout.create(tmp_path / "oci")
+    digest, blob_size = layout.write_blob(forged)
+    diff_id = "sha256:" + hashlib.sha256(gz.decompress(forged)).hexdigest()
+    annotations = {**layer.annotations, TOC_DIGEST_ANNOTATION: "sha256:" + hashlib.sha256(body).hexdigest()}
+    desc = Descriptor(media_type=layer.media_type, digest=digest, size=blob_size, annotations=annotations)
+    layout.write_image(layers=[desc], config=new_config([diff_id]), tag="t")
+    with pytest.raises(TocError, match="different entries"):
+        verify_image(tmp_path / "oci")
