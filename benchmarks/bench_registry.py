@@ -28,7 +28,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.helpers import free_port  # noqa: E402
+from tests.helpers import free_port
 
 MBIT = 1e6 / 8
 
@@ -75,8 +75,9 @@ async def start_reference(tmp: Path) -> Server:
         f"storage: {{filesystem: {{rootdirectory: {tmp / 'ref-root'}}}, delete: {{enabled: true}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}}}\n"
     )
-    proc = subprocess.Popen(["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["docker-registry", "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     await _wait_up(url)
     return Server("docker-registry", url, proc)
@@ -97,9 +98,14 @@ asyncio.run(main())
 """
 
 
-def start_ours(configs: list[dict[str, object]], name: str = "registry_mock") -> tuple[subprocess.Popen[bytes], list[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVE_CODE, json.dumps(configs)], stdout=subprocess.PIPE,
-                            cwd=str(Path(__file__).resolve().parents[1]))
+def start_ours(
+    configs: list[dict[str, object]], name: str = "registry_mock"
+) -> tuple[subprocess.Popen[bytes], list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE_CODE, json.dumps(configs)],
+        stdout=subprocess.PIPE,
+        cwd=str(Path(__file__).resolve().parents[1]),
+    )
     assert proc.stdout is not None
     urls = json.loads(proc.stdout.readline())
     return proc, urls
@@ -145,14 +151,19 @@ async def push_file(url: str, repo: str, path: Path, digest: str) -> None:
 
 def curl_full_get(url: str) -> float:
     """MB/s of one full GET with curl writing to /dev/null."""
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}", url],
-                         capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert out[1] == "200", out
     return float(out[0]) / 1e6
 
 
-async def multirange_rate(url: str, size: int, seconds: float, n_ranges: int = 1024,
-                          part_bytes: int = 1000, concurrency: int = 4) -> tuple[float, float]:
+async def multirange_rate(
+    url: str, size: int, seconds: float, n_ranges: int = 1024, part_bytes: int = 1000, concurrency: int = 4
+) -> tuple[float, float]:
     step = size // n_ranges
     header = "bytes=" + ",".join(f"{i * step}-{i * step + part_bytes - 1}" for i in range(n_ranges))
     done = 0
@@ -174,8 +185,9 @@ async def multirange_rate(url: str, size: int, seconds: float, n_ranges: int = 1
     return done / elapsed, nbytes / elapsed / 1e6
 
 
-async def concurrent_clients(url: str, size: int, clients: int, gets_per_client: int,
-                             range_bytes: int) -> tuple[float, float, float]:
+async def concurrent_clients(
+    url: str, size: int, clients: int, gets_per_client: int, range_bytes: int
+) -> tuple[float, float, float]:
     """Each client GETs `range_bytes` (a single range at a client-specific offset) repeatedly."""
     lat: list[float] = []
     total = 0
@@ -220,10 +232,6 @@ async def ttfb(s: aiohttp.ClientSession, url: str) -> float:
 # ---------------------------------------------------------------- main
 
 
-def row(*cells: object) -> str:
-    return "  ".join(f"{c:>14}" if not isinstance(c, str) else f"{c:>14}" for c in cells)
-
-
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--blob-mb", type=int, default=256)
@@ -244,14 +252,17 @@ async def main() -> None:
         try:
             for url in servers.values():
                 await push_file(url, "bench/blob", blob, digest)
-            print(f"blob: {args.blob_mb} MiB random, {digest[:19]}…; loopback, 2 processes; client: curl/aiohttp\n")
+            print(
+                f"blob: {args.blob_mb} MiB random, {digest[:19]}…; loopback; client: curl/aiohttp\n"
+            )
 
             print("== unshaped full-blob GET (curl, best of 3) ==")
             full = {}
             for name, url in servers.items():
                 full[name] = max(curl_full_get(f"{url}/v2/bench/blob/blobs/{digest}") for _ in range(3))
                 print(f"  {name:16s} {full[name]:9.1f} MB/s")
-            print(f"  ratio ours/reference: {full['registry_mock'] / full['docker-registry']:.2f}  (goal >= 0.5)\n")
+            ratio = full["registry_mock"] / full["docker-registry"]
+            print(f"  ratio ours/reference: {ratio:.2f} (goal >= 0.5)\n")
 
             print("== 1024-range multipart GET (1000-byte parts spread over the blob, 4 clients) ==")
             mr = {}
@@ -264,10 +275,13 @@ async def main() -> None:
             print("== 100 concurrent clients, 4 x 1 MiB single-range GETs each ==")
             conc = {}
             for name, url in servers.items():
-                agg, p50, p99 = await concurrent_clients(f"{url}/v2/bench/blob/blobs/{digest}", size, 100, 4,
-                                                         1 << 20)
+                agg, p50, p99 = await concurrent_clients(
+                    f"{url}/v2/bench/blob/blobs/{digest}", size, 100, 4, 1 << 20
+                )
                 conc[name] = agg
-                print(f"  {name:16s} {agg:9.1f} MB/s aggregate   p50 {p50 * 1e3:7.1f} ms   p99 {p99 * 1e3:7.1f} ms")
+                print(
+                    f"  {name:16s} {agg:9.1f} MB/s total  p50 {p50 * 1e3:7.1f} ms  p99 {p99 * 1e3:7.1f} ms"
+                )
             print(f"  ratio ours/reference: {conc['registry_mock'] / conc['docker-registry']:.2f}\n")
         finally:
             ref.stop()
@@ -299,7 +313,9 @@ async def main() -> None:
                             got += len(chunk)
                     el = time.monotonic() - t0
                 achieved = got / el / MBIT
-                print(f"  {r_mbit:>8} Mbit {achieved:>8.2f} Mbit {100 * (achieved - r_mbit) / r_mbit:>+7.2f}%")
+                print(
+                    f"  {r_mbit:>8} Mbit {achieved:>8.2f} Mbit {100 * (achieved - r_mbit) / r_mbit:>+7.2f}%"
+                )
             del small
             print("\n== shaping accuracy: added latency (GET /v2/, median of 20, minus unshaped median) ==")
             async with aiohttp.ClientSession() as s:

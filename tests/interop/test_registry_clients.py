@@ -322,6 +322,26 @@ def test_podman_partial_pull_zstd_chunked(
     assert max(int(str(r["range_header_bytes"])) for r in multi) > 8190
     assert not [r for r in reqs if r["status"] == 200]  # no full GET of the layer
 
+    # skopeo inspects the zstd:chunked image, copies it back byte-identical and deletes it.
+    ref = f"docker://{registry.address}/ns/zchunked:v1"
+    digest, manifest = read_layout_manifest(zdir, "v1")
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", "--tls-verify=false", ref],
+        capture_output=True,
+        env={**os.environ, **tools_env},
+        check=True,
+    ).stdout
+    assert raw == manifest and "sha256:" + hashlib.sha256(raw).hexdigest() == digest
+    back = tmp_path / "back"
+    run(["skopeo", "copy", "--preserve-digests", "--src-tls-verify=false", ref, f"oci:{back}:v1"], tools_env)
+    for d in [json.loads(manifest)["config"]["digest"], layer]:
+        name = d.split(":")[1]
+        assert (back / "blobs" / "sha256" / name).read_bytes() == (
+            zdir / "blobs" / "sha256" / name
+        ).read_bytes()
+    run(["skopeo", "delete", "--tls-verify=false", ref], tools_env)
+    assert run(["skopeo", "inspect", "--tls-verify=false", ref], tools_env, check=False).returncode != 0
+
 
 def test_podman_partial_pull_of_our_encoder(
     registry: ThreadedRegistry, tools_env: dict[str, str], tmp_path: Path
@@ -440,6 +460,13 @@ def test_token_auth_with_skopeo_and_podman(tools_env: dict[str, str], tmp_path: 
             tools_env,
         )
         assert host in json.loads(authfile.read_text())["auths"]
+        # podman without credentials cannot push
+        refused = run(
+            ["podman", "push", "--tls-verify=false", f"{host}/ns/auth:v1", f"docker://{host}/ns/anon:v1"],
+            tools_env,
+            check=False,
+        )
+        assert refused.returncode != 0
         # podman pushes with the stored credentials.
         run(
             [

@@ -358,3 +358,35 @@ def test_cli_serve_import_adduser(tmp_path: Path) -> None:
     assert imp.returncode == 0 and digest_of(man) in imp.stdout
     missing = _lazylab("registry", "import", str(tmp_path / "nothing"), "ns/imp:v2", "--root", str(root))
     assert missing.returncode == 2 and "index.json" in missing.stderr and "Traceback" not in missing.stderr
+
+
+async def test_redirect_with_auth_is_signed(tmp_path: Path, http: aiohttp.ClientSession) -> None:
+    users = tmp_path / "users"
+    users.write_text(f"bob:{hash_password('pw', n=1 << 10)}\n")
+    storage = MemoryStorage()
+    d = storage.put_blob_bytes(DATA)
+    storage.link_blob("ns/r", d)
+    spec = RegistrySpec(
+        auth=AuthSpec(mode=AuthMode.TOKEN, users_file=str(users)),
+        faults=FaultSpec(rules=(FaultRule(kind=FaultKind.REDIRECT),)),
+    )
+    reg = await start_registry(spec, storage=storage)
+    try:
+        async with http.get(
+            f"{reg.url}/token", params={"scope": "repository:ns/r:pull"}, headers=_basic("bob", "pw")
+        ) as r:
+            tok = (await r.json())["token"]
+        async with http.get(
+            f"{reg.url}/v2/ns/r/blobs/{d}", allow_redirects=False, headers={"Authorization": f"Bearer {tok}"}
+        ) as r:
+            assert r.status == 307
+            loc = r.headers["Location"]
+        assert "sig=" in loc
+        async with http.get(loc, headers={"Range": "bytes=0-99"}) as r:  # no auth header needed
+            assert r.status == 206 and await r.read() == DATA[:100]
+        async with http.get(f"{reg.url}/_blobs/{d}") as r:  # unsigned
+            assert r.status == 403
+        async with http.get(loc.replace("sig=", "sig=x")) as r:
+            assert r.status == 403
+    finally:
+        await reg.stop()
