@@ -29,13 +29,17 @@ def _check(cond: bool, message: str) -> None:
 
 
 def _ge(name: str, value: float, bound: float) -> None:
-    _check(isinstance(value, int | float) and math.isfinite(value) and value >= bound,
-           f"{name} (={value}) must be >= {bound:g}")
+    _check(
+        isinstance(value, int | float) and math.isfinite(value) and value >= bound,
+        f"{name} (={value}) must be >= {bound:g}",
+    )
 
 
 def _gt(name: str, value: float, bound: float) -> None:
-    _check(isinstance(value, int | float) and math.isfinite(value) and value > bound,
-           f"{name} (={value}) must be > {bound:g}")
+    _check(
+        isinstance(value, int | float) and math.isfinite(value) and value > bound,
+        f"{name} (={value}) must be > {bound:g}",
+    )
 
 
 def _frac(name: str, value: float) -> None:
@@ -86,8 +90,10 @@ class LinearOverload:
     def __post_init__(self) -> None:
         _ge("registry.overload.knee_transfers", self.knee_transfers, 0)
         _ge("registry.overload.slope_per_transfer", self.slope_per_transfer, 0)
-        _check(0 < self.min_efficiency <= 1,
-               f"registry.overload.min_efficiency (={self.min_efficiency}) must be in (0, 1]")
+        _check(
+            0 < self.min_efficiency <= 1,
+            f"registry.overload.min_efficiency (={self.min_efficiency}) must be in (0, 1]",
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,10 +105,14 @@ class TableOverload:
     efficiency: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        _check(len(self.transfers) == len(self.efficiency) >= 1,
-               "registry.overload.transfers and .efficiency must have the same non-zero length")
-        _check(all(a < b for a, b in zip(self.transfers, self.transfers[1:], strict=False)),
-               "registry.overload.transfers must be strictly increasing")
+        _check(
+            len(self.transfers) == len(self.efficiency) >= 1,
+            "registry.overload.transfers and .efficiency must have the same non-zero length",
+        )
+        _check(
+            all(a < b for a, b in zip(self.transfers, self.transfers[1:], strict=False)),
+            "registry.overload.transfers must be strictly increasing",
+        )
         for e in self.efficiency:
             _check(0 < e <= 1, f"registry.overload.efficiency (={e}) must be in (0, 1]")
 
@@ -139,8 +149,10 @@ class MirrorSpec:
     def __post_init__(self) -> None:
         _check(bool(self.name), "registry.mirrors.name must not be empty")
         _gt("registry.mirrors.egress_bandwidth_bytes_per_s", self.egress_bandwidth_bytes_per_s, 0)
-        _check(self.rtt_s == -1.0 or self.rtt_s >= 0,
-               f"registry.mirrors.rtt_s (={self.rtt_s}) must be >= 0 or -1")
+        _check(
+            self.rtt_s == -1.0 or self.rtt_s >= 0,
+            f"registry.mirrors.rtt_s (={self.rtt_s}) must be >= 0 or -1",
+        )
         _ge("registry.mirrors.service_time_s", self.service_time_s, 0)
 
 
@@ -199,11 +211,15 @@ class SyntheticLayerSpec:
         _ge("images.layers.files", self.files, 1)
         _ge("images.layers.total_bytes", self.total_bytes, self.files)
         _ge("images.layers.size_sigma", self.size_sigma, 0)
-        _check(0 < self.compression_ratio <= 1.1,
-               f"images.layers.compression_ratio (={self.compression_ratio}) must be in (0, 1.1]")
+        _check(
+            0 < self.compression_ratio <= 1.1,
+            f"images.layers.compression_ratio (={self.compression_ratio}) must be in (0, 1.1]",
+        )
         _ge("images.layers.chunk_bytes", self.chunk_bytes, 512)
-        _check(self.format in ("zstd:chunked", "estargz"),
-               f"images.layers.format (={self.format!r}) must be 'zstd:chunked' or 'estargz'")
+        _check(
+            self.format in ("zstd:chunked", "estargz"),
+            f"images.layers.format (={self.format!r}) must be 'zstd:chunked' or 'estargz'",
+        )
         _frac("images.layers.changed_fraction", self.changed_fraction)
         _check(self.derived_from != self.name, "images.layers.derived_from must name another layer")
 
@@ -250,11 +266,15 @@ class SyntheticWorkload:
 
     def __post_init__(self) -> None:
         _ge("workload.reads", self.reads, 0)
-        _check(0 < self.working_set_fraction <= 1,
-               f"workload.working_set_fraction (={self.working_set_fraction}) must be in (0, 1]")
+        _check(
+            0 < self.working_set_fraction <= 1,
+            f"workload.working_set_fraction (={self.working_set_fraction}) must be in (0, 1]",
+        )
         _ge("workload.zipf_s", self.zipf_s, 0)
-        _check(self.pattern in ("sequential", "random"),
-               f"workload.pattern (={self.pattern!r}) must be 'sequential' or 'random'")
+        _check(
+            self.pattern in ("sequential", "random"),
+            f"workload.pattern (={self.pattern!r}) must be 'sequential' or 'random'",
+        )
         _ge("workload.read_bytes", self.read_bytes, 1)
         _ge("workload.think_s", self.think_s, 0)
         _ge("workload.stats_per_read", self.stats_per_read, 0)
@@ -389,8 +409,10 @@ class PullSpec:
         _ge("pull.max_parallel_layers", self.max_parallel_layers, 1)
         _ge("pull.partial_max_ranges", self.partial_max_ranges, 1)
         _ge("pull.partial_merge_gap_bytes", self.partial_merge_gap_bytes, 0)
-        _check(self.lazy_granularity in ("block", "chunk"),
-               f"pull.lazy_granularity (={self.lazy_granularity!r}) must be 'block' or 'chunk'")
+        _check(
+            self.lazy_granularity in ("block", "chunk"),
+            f"pull.lazy_granularity (={self.lazy_granularity!r}) must be 'block' or 'chunk'",
+        )
         _ge("pull.block_bytes", self.block_bytes, 1)
         _ge("pull.background_concurrency", self.background_concurrency, 1)
         _ge("pull.background_request_bytes", self.background_request_bytes, 1)
@@ -459,8 +481,10 @@ class Scenario:
                     _check(prev == layer, f"layer {layer.name!r} is declared twice with different settings")
         for layer in layers.values():
             if layer.derived_from:
-                _check(layer.derived_from in layers,
-                       f"images.layers.derived_from (={layer.derived_from!r}) names no layer")
+                _check(
+                    layer.derived_from in layers,
+                    f"images.layers.derived_from (={layer.derived_from!r}) names no layer",
+                )
 
     def resolve_path(self, path: str) -> str:
         """A path from the scenario, relative to the scenario file's directory."""

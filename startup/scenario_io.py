@@ -127,9 +127,13 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
     try:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing
-        missing = [f.name for f in fields.values()
-                   if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-                   and f.name not in kwargs]
+        missing = [
+            f.name
+            for f in fields.values()
+            if f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+            and f.name not in kwargs
+        ]
         if missing:
             where = f"{prefix}." if prefix else ""
             raise ScenarioError(f"missing key {where}{missing[0]!r}") from None
@@ -186,8 +190,9 @@ def scenario_from_dict(
     return dataclasses.replace(s, base_dir=base_dir) if base_dir else s
 
 
-def loads_scenario(text: str, *, overrides: Iterable[str] = (), base_dir: str = "",
-                   source: str = "<scenario>") -> Scenario:
+def loads_scenario(
+    text: str, *, overrides: Iterable[str] = (), base_dir: str = "", source: str = "<scenario>"
+) -> Scenario:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

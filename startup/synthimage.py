@@ -46,8 +46,9 @@ def _sizes(spec: SyntheticLayerSpec, rng: np.random.Generator) -> list[int]:
     return [int(s) for s in sizes]
 
 
-def plan_layer(spec: SyntheticLayerSpec, seed: int,
-               layers: Mapping[str, SyntheticLayerSpec] | None = None) -> tuple[SynthFile, ...]:
+def plan_layer(
+    spec: SyntheticLayerSpec, seed: int, layers: Mapping[str, SyntheticLayerSpec] | None = None
+) -> tuple[SynthFile, ...]:
     """The files of `spec` (deterministic in spec, seed and the base layer chain)."""
     if spec.derived_from:
         if layers is None or spec.derived_from not in layers:

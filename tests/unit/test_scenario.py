@@ -70,8 +70,9 @@ def test_unknown_keys_are_named(text: str, key: str) -> None:
 
 
 def test_set_overrides_go_through_the_same_loader() -> None:
-    s = loads_scenario(BASE, overrides=["cluster.nodes=5", "images.0.layers.0.files=7", "mode=full",
-                                        "arrivals.pods=3"])
+    s = loads_scenario(
+        BASE, overrides=["cluster.nodes=5", "images.0.layers.0.files=7", "mode=full", "arrivals.pods=3"]
+    )
     assert s.cluster.nodes == 5 and s.images[0].layers[0].files == 7  # type: ignore[union-attr]
     assert s.mode is PullMode.FULL and s.arrivals.pods == 3  # type: ignore[union-attr]
     with pytest.raises(ScenarioError, match=r"unknown key 'cluster.nodez'"):
@@ -105,8 +106,9 @@ def test_validation_messages_name_the_constraint(override: str, message: str) ->
 
 
 def test_coercion_of_strings_from_set() -> None:
-    s = loads_scenario(BASE, overrides=["cluster.rtt_s='0.5'", "cluster.serialize_image_pulls='false'",
-                                        "cluster.cores=8.0"])
+    s = loads_scenario(
+        BASE, overrides=["cluster.rtt_s='0.5'", "cluster.serialize_image_pulls='false'", "cluster.cores=8.0"]
+    )
     assert s.cluster.rtt_s == 0.5 and s.cluster.serialize_image_pulls is False and s.cluster.cores == 8
 
 
@@ -135,14 +137,16 @@ def test_shared_layers_must_agree() -> None:
     a = SyntheticLayerSpec(name="base", files=10, total_bytes=1000)
     b = SyntheticLayerSpec(name="base", files=11, total_bytes=1000)
     with pytest.raises(ScenarioError, match="declared twice"):
-        Scenario(images=(SyntheticImageSpec(name="x", layers=(a,)),
-                         SyntheticImageSpec(name="y", layers=(b,))))
+        Scenario(
+            images=(SyntheticImageSpec(name="x", layers=(a,)), SyntheticImageSpec(name="y", layers=(b,)))
+        )
 
 
 def test_synthetic_plan_and_trace_are_deterministic() -> None:
     base = SyntheticLayerSpec(name="base", files=50, total_bytes=1_000_000)
-    v2 = SyntheticLayerSpec(name="v2", files=50, total_bytes=1_000_000, derived_from="base",
-                            changed_fraction=0.5)
+    v2 = SyntheticLayerSpec(
+        name="v2", files=50, total_bytes=1_000_000, derived_from="base", changed_fraction=0.5
+    )
     plan = plan_layer(base, 1)
     assert plan == plan_layer(base, 1) and plan != plan_layer(base, 2)
     assert sum(f.size_bytes for f in plan) == 1_000_000

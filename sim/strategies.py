@@ -1,0 +1,472 @@
+"""Pull strategies and trace replay — the four modes as SimPy processes over one node.
+
+full: resolve, download missing layers (<= `max_parallel_layers` at once), decompress and
+  extract each in layer order on a core; replay the trace from local disk.
+partial: resolve, per layer the TOC, reuse of files/chunks already on the node by digest,
+  the missing chunks in ONE GET of at most `partial_max_ranges` ranges (gaps <= 1024 B
+  merged, then the smallest gaps until the cap holds), decode + write on a core.
+lazy: resolve, every layer's TOC in parallel (mount), create; each read fetches the missing
+  fetch units on demand (one multi-range GET of the contiguous runs), waits for units another
+  reader is fetching, pays FUSE per op and per byte and decode on first use; background fetch.
+lazy-prefetch: lazy + the prefetch set fetched before the container counts as created.
+Layers without a TOC fall back to a full download in every mode (as c/storage does).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import simpy
+
+from imageformat.toc import Compression
+from sim.image import SimImage, SimLayer
+from sim.node import DECODED, FETCHED, MISSING, LazyLayerState, PodState, SimNode
+from sim.params import CalibratedParams
+from sim.registry import RateLimitedError
+from sim.workload import CompiledTrace
+from startup.modes import PullMode
+from startup.scenario import FirstBytesPrefetch, LandmarkPrefetch, NoPrefetch, PullSpec, TracePrefetch
+
+Proc = Generator[simpy.Event, Any, Any]
+
+
+@dataclass
+class SimContext:
+    env: simpy.Environment
+    params: CalibratedParams
+    pull: PullSpec
+    images: dict[str, SimImage]
+    traces: dict[str, CompiledTrace]
+
+    def decode_rate(self, layer: SimLayer) -> float:
+        p = self.params
+        return (
+            p.gzip_decode_bytes_per_s if layer.compression is Compression.GZIP else p.zstd_decode_bytes_per_s
+        )
+
+
+class PodEvicted(Exception):
+    """The node was drained while the pod was starting."""
+
+
+def merge_missing(starts: np.ndarray, stops: np.ndarray, max_gap: int, max_ranges: int) -> tuple[int, int]:
+    """c/storage `mergeMissingChunks`: (bytes requested, ranges) after merging (formats spec §2.4)."""
+    if len(starts) == 0:
+        return 0, 0
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], stops[order]
+    gaps = s[1:] - np.maximum.accumulate(e)[:-1]
+    gaps = np.maximum(gaps, 0)
+    keep = gaps > max_gap  # a gap that survives separates two ranges
+    nranges = int(keep.sum()) + 1
+    total = int(np.maximum.accumulate(e)[-1] - s[0]) - int(gaps[keep].sum())
+    if nranges > max_ranges:
+        extra = np.sort(gaps[keep])[: nranges - max_ranges]
+        total += int(extra.sum())
+        nranges = max_ranges
+    return total, nranges
+
+
+def fetch(
+    ctx: SimContext, node: SimNode, pod: PodState | None, nbytes: int, ranges: int, counter: str
+) -> Proc:
+    got = yield from node.registry.request(node.link, node.rtt_s, nbytes, ranges, node.weight)
+    if pod is not None:
+        pod.requests += 1
+        pod.ranges += ranges
+        setattr(pod, counter, getattr(pod, counter) + got)
+    return got
+
+
+def _runs(units: list[int]) -> int:
+    return 1 + sum(1 for a, b in itertools.pairwise(units) if b != a + 1) if units else 0
+
+
+# -- full ------------------------------------------------------------------------------------------
+def full_layer(
+    ctx: SimContext,
+    node: SimNode,
+    pod: PodState,
+    layer: SimLayer,
+    slots: simpy.Resource,
+    prev: simpy.Event | None,
+) -> Proc:
+    try:
+        with slots.request() as req:
+            yield req
+            yield from fetch(ctx, node, pod, layer.blob_size, 1, "bytes_layers")
+        if prev is not None:
+            yield prev  # layers are applied in order
+        cpu = (
+            layer.uncompressed_bytes / ctx.decode_rate(layer)
+            + layer.uncompressed_bytes / ctx.params.extract_bytes_per_s
+        )
+        with node.cores.request() as core:
+            yield core
+            yield ctx.env.timeout(cpu)
+        node.cpu_s += cpu
+    except BaseException:
+        node.local_layers.pop(layer.digest, None)
+        raise
+
+
+def pull_full(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
+    slots = simpy.Resource(ctx.env, capacity=ctx.pull.max_parallel_layers)
+    waits: list[simpy.Event] = []
+    prev: simpy.Event | None = None
+    for layer in image.layers:
+        ev = node.local_layers.get(layer.digest)
+        if ev is None:
+            ev = ctx.env.process(full_layer(ctx, node, pod, layer, slots, prev))
+            node.local_layers[layer.digest] = ev
+        waits.append(ev)
+        prev = ev
+    yield ctx.env.all_of(waits)
+
+
+# -- partial ---------------------------------------------------------------------------------------
+def partial_layer(
+    ctx: SimContext, node: SimNode, pod: PodState, layer: SimLayer, slots: simpy.Resource
+) -> Proc:
+    try:
+        with slots.request() as req:
+            yield req
+            for nbytes, ranges in layer.toc_requests:
+                yield from fetch(ctx, node, pod, nbytes, ranges, "bytes_toc")
+            data = ~layer.chunk_zero
+            clen = layer.chunk_cstop - layer.chunk_cstart
+            if node.file_digests or node.chunk_digests:
+                need = data.copy()
+                for f in layer.files.values():
+                    if f.digest in node.file_digests:
+                        need[f.k0 : f.k1] = False
+                    else:
+                        for k in range(f.k0, f.k1):
+                            d = layer.chunk_digest[k]
+                            if need[k] and d is not None and d in node.chunk_digests:
+                                need[k] = False
+            else:
+                need = data
+            pod.bytes_reused += int(clen[data & ~need].sum())
+            nbytes, nranges = merge_missing(
+                layer.chunk_cstart[need],
+                layer.chunk_cstop[need],
+                ctx.pull.partial_merge_gap_bytes,
+                ctx.pull.partial_max_ranges,
+            )
+            if nbytes:
+                yield from fetch(ctx, node, pod, nbytes, nranges, "bytes_layers")
+        decoded = int(layer.chunk_size[need].sum())
+        cpu = decoded / ctx.decode_rate(layer) + layer.file_bytes / ctx.params.extract_bytes_per_s
+        with node.cores.request() as core:
+            yield core
+            yield ctx.env.timeout(cpu)
+        node.cpu_s += cpu
+        node.partial_layers.add(layer.digest)
+        node.file_digests.update(f.digest for f in layer.files.values())
+        node.chunk_digests.update(d for d in layer.chunk_digest if d is not None)
+    except BaseException:
+        node.local_layers.pop(layer.digest, None)
+        raise
+
+
+def pull_partial(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
+    slots = simpy.Resource(ctx.env, capacity=ctx.pull.max_parallel_layers)
+    waits: list[simpy.Event] = []
+    for layer in image.layers:
+        ev = node.local_layers.get(layer.digest)
+        if ev is None:
+            body = (
+                partial_layer(ctx, node, pod, layer, slots)
+                if layer.lazy
+                else full_layer(ctx, node, pod, layer, slots, None)
+            )
+            ev = ctx.env.process(body)
+            node.local_layers[layer.digest] = ev
+        waits.append(ev)
+    yield ctx.env.all_of(waits)
+
+
+# -- lazy ------------------------------------------------------------------------------------------
+def mount_layer(ctx: SimContext, node: SimNode, pod: PodState, st: LazyLayerState) -> Proc:
+    try:
+        for nbytes, ranges in st.layer.toc_requests:
+            yield from fetch(ctx, node, pod, nbytes, ranges, "bytes_toc")
+    except BaseException:
+        node.lazy_layers.pop(st.layer.digest, None)
+        raise
+    if ctx.pull.background_fetch and not st.background_started:
+        st.background_started = True
+        schedule_background(ctx, node, st, pod)
+
+
+def pull_lazy(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
+    slots = simpy.Resource(ctx.env, capacity=ctx.pull.max_parallel_layers)
+    waits: list[simpy.Event] = []
+    for layer in image.layers:
+        ev = node.local_layers.get(layer.digest)
+        if ev is None and not layer.lazy:
+            ev = ctx.env.process(full_layer(ctx, node, pod, layer, slots, None))
+            node.local_layers[layer.digest] = ev
+        if ev is not None:
+            waits.append(ev)
+            continue
+        st, created = node.lazy_state(layer, ctx.pull.lazy_granularity, ctx.pull.block_bytes)
+        if created:
+            st.owner = pod
+            st.toc_ready = ctx.env.process(mount_layer(ctx, node, pod, st))
+        waits.append(st.toc_ready)
+    yield ctx.env.all_of(waits)
+
+
+def schedule_background(ctx: SimContext, node: SimNode, st: LazyLayerState, owner: PodState) -> None:
+    for u0, u1 in st.units.groups(ctx.pull.background_request_bytes):
+        node.bg_queue.append((st, u0, u1, owner))
+    if not node.bg_wake.triggered:
+        node.bg_wake.succeed()
+    while node.bg_workers < node.background_concurrency:
+        node.bg_workers += 1
+        ctx.env.process(background_worker(ctx, node, node.epoch))
+
+
+def background_worker(ctx: SimContext, node: SimNode, epoch: int) -> Proc:
+    env = ctx.env
+    while node.epoch == epoch:
+        if not node.bg_queue:
+            if node.bg_wake.triggered:
+                node.bg_wake = env.event()
+            yield node.bg_wake
+            continue
+        st, u0, u1, owner = node.bg_queue.popleft()
+        while node.ondemand > 0 or ctx.pull.background_resume_delay_s > 0:
+            if node.ondemand > 0:
+                yield node.idle
+            if ctx.pull.background_resume_delay_s > 0:
+                yield env.timeout(ctx.pull.background_resume_delay_s)
+                if node.ondemand == 0:
+                    break
+            else:
+                break
+        if node.epoch != epoch:
+            break
+        missing = [u for u in range(u0, u1) if st.state[u] == MISSING and u not in st.inflight]
+        if not missing:
+            continue
+        yield from _fetch_units(ctx, node, owner, st, missing, "bytes_background", swallow=True)
+    node.bg_workers -= 1
+
+
+def _fetch_units(
+    ctx: SimContext,
+    node: SimNode,
+    pod: PodState | None,
+    st: LazyLayerState,
+    units: list[int],
+    counter: str,
+    *,
+    swallow: bool = False,
+    max_ranges: int = 0,
+) -> Proc:
+    """Fetch `units` (sorted, none in flight) in one multi-range GET (or several of <= max_ranges)."""
+    ev = ctx.env.event()
+    for u in units:
+        st.inflight[u] = ev
+    ok = False
+    try:
+        runs = _runs(units)
+        lengths = st.units.lengths
+        nbytes = sum([lengths[u] for u in units])
+        if max_ranges and runs > max_ranges:
+            requests = -(-runs // max_ranges)
+            for i in range(requests):
+                part = nbytes // requests + (nbytes % requests if i == 0 else 0)
+                yield from fetch(ctx, node, pod, part, min(max_ranges, runs - i * max_ranges), counter)
+        else:
+            yield from fetch(ctx, node, pod, nbytes, runs, counter)
+        ok = True
+    except RateLimitedError:
+        if not swallow:
+            raise
+    finally:
+        for u in units:
+            if st.inflight.get(u) is ev:
+                del st.inflight[u]
+                if ok and st.state[u] == MISSING:
+                    st.state[u] = FETCHED
+        ev.succeed()
+
+
+def ensure_units(
+    ctx: SimContext,
+    node: SimNode,
+    pod: PodState,
+    st: LazyLayerState,
+    units: tuple[int, ...] | list[int],
+    counter: str,
+    max_ranges: int = 0,
+) -> Proc:
+    """Make `units` present: fetch the missing ones, wait for the ones in flight elsewhere."""
+    while True:
+        need = [u for u in units if st.state[u] == MISSING]
+        if not need:
+            return
+        own = [u for u in need if u not in st.inflight]
+        others = {st.inflight[u] for u in need if u in st.inflight}
+        node.begin_on_demand()
+        try:
+            if own:
+                yield from _fetch_units(ctx, node, pod, st, own, counter, max_ranges=max_ranges)
+            if others:
+                yield ctx.env.all_of(list(others))
+        finally:
+            node.end_on_demand()
+
+
+def prefetch_units(ctx: SimContext, st: LazyLayerState, layer_index: int, trace: CompiledTrace) -> list[int]:
+    spec = ctx.pull.prefetch
+    u = st.units
+    toc = st.layer.toc
+    span = None
+    if isinstance(spec, NoPrefetch):
+        return []
+    if isinstance(spec, FirstBytesPrefetch):
+        span = (0, spec.bytes)
+    elif isinstance(spec, LandmarkPrefetch) and toc is not None and toc.prefetch is not None:
+        span = (toc.prefetch.start, toc.prefetch.stop)
+    elif isinstance(spec, TracePrefetch) or (isinstance(spec, LandmarkPrefetch) and spec.fallback_to_trace):
+        return sorted(trace.units_by_layer.get(layer_index, ()))
+    if span is None or span[1] <= span[0]:
+        return []
+    lo = int(np.searchsorted(u.stops, span[0], side="right"))
+    hi = int(np.searchsorted(u.starts, span[1], side="left"))
+    return list(range(lo, hi))
+
+
+def prefetch(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
+    trace = ctx.traces[image.name]
+    procs = []
+    for i, layer in enumerate(image.layers):
+        st = node.lazy_layers.get(layer.digest)
+        if st is None or layer.digest in node.local_layers:
+            continue
+        units = prefetch_units(ctx, st, i, trace)
+        if units:
+            procs.append(
+                ctx.env.process(
+                    ensure_units(
+                        ctx, node, pod, st, units, "bytes_prefetch", max_ranges=ctx.pull.partial_max_ranges
+                    )
+                )
+            )
+    if procs:
+        yield ctx.env.all_of(procs)
+
+
+# -- replay ----------------------------------------------------------------------------------------
+def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, epoch: int) -> Proc:
+    env, p = ctx.env, ctx.params
+    trace = ctx.traces[image.name]
+    states: list[LazyLayerState | None] = [
+        None if layer.digest in node.local_layers else node.lazy_layers.get(layer.digest)
+        for layer in image.layers
+    ]
+    if all(s is None for s in states):
+        if trace.local_cost_s > 0:
+            yield env.timeout(trace.local_cost_s)
+        return
+    pending = 0.0
+    fuse_cpu = 0.0
+    for step in trace.steps:
+        pending += step.think_s
+        if step.layer < 0:
+            pending += p.fuse_op_s
+            fuse_cpu += p.fuse_op_s
+            pod.fuse_ops += 1
+            continue
+        st = states[step.layer]
+        if st is None:
+            pending += p.local_op_s + step.length / p.local_read_bytes_per_s
+            continue
+        state = st.state
+        if step.units and any(state[u] == MISSING for u in step.units):
+            if pending > 0:
+                yield env.timeout(pending)
+                pending = 0.0
+                if node.epoch != epoch:
+                    raise PodEvicted("evicted: node drained")
+            if any(state[u] == MISSING for u in step.units):
+                pod.cache_misses += 1
+                yield from ensure_units(ctx, node, pod, st, step.units, "bytes_on_demand")
+                if node.epoch != epoch:
+                    raise PodEvicted("evicted: node drained")
+            else:
+                pod.cache_hits += 1
+        elif step.units:
+            pod.cache_hits += 1
+        decode = 0.0
+        for u in step.units:
+            if state[u] == FETCHED:
+                state[u] = DECODED
+                decode += st.units.lengths[u] * st.layer.expansion / ctx.decode_rate(st.layer)
+        cost = p.fuse_op_s + step.length * p.fuse_byte_s
+        fuse_cpu += cost
+        node.cpu_s += decode
+        pending += cost + decode
+        pod.fuse_ops += 1
+    pod.fuse_cpu_s += fuse_cpu
+    node.fuse_cpu_s += fuse_cpu
+    if pending > 0:
+        yield env.timeout(pending)
+
+
+PULLS = {
+    PullMode.FULL: pull_full,
+    PullMode.PARTIAL: pull_partial,
+    PullMode.LAZY: pull_lazy,
+    PullMode.LAZY_PREFETCH: pull_lazy,
+}
+
+
+def resolve(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
+    yield from fetch(ctx, node, pod, image.manifest_bytes, 1, "bytes_manifest")
+    yield from fetch(ctx, node, pod, image.config_bytes, 1, "bytes_manifest")
+
+
+def pod_process(ctx: SimContext, node: SimNode, pod: PodState) -> Proc:
+    env = ctx.env
+    image = ctx.images[pod.image]
+    try:
+        if pod.submitted_s > env.now:
+            yield env.timeout(pod.submitted_s - env.now)
+        epoch = node.epoch
+        if pod.image in node.present:  # imagePullPolicy IfNotPresent: no registry contact
+            pod.resolved_s = pod.pulled_s = env.now
+        else:
+            lock = node.pull_lock.request() if node.pull_lock is not None else None
+            if lock is not None:
+                yield lock
+            try:
+                yield from resolve(ctx, node, pod, image)
+                pod.resolved_s = env.now
+                yield from PULLS[pod.mode](ctx, node, pod, image)
+            finally:
+                if lock is not None and node.pull_lock is not None:
+                    node.pull_lock.release(lock)
+            node.present[pod.image] = pod.mode
+            pod.pulled_s = env.now
+        if pod.mode is PullMode.LAZY_PREFETCH:
+            yield from prefetch(ctx, node, pod, image)
+        yield env.timeout(ctx.params.create_s)
+        pod.created_s = env.now
+        if node.epoch != epoch:
+            raise PodEvicted("evicted: node drained")
+        yield from run_trace(ctx, node, pod, image, epoch)
+        if node.epoch != epoch:
+            raise PodEvicted("evicted: node drained")
+        pod.ready_s = env.now
+    except (RateLimitedError, PodEvicted) as e:
+        pod.error = str(e)
