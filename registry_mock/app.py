@@ -24,7 +24,7 @@ from aiohttp import web
 from . import blobs
 from .accesslog import AccessLog
 from .auth import Authority, parse_scopes
-from .config import FaultKind, RegistrySpec
+from .config import FaultKind, FaultSpec, LinkSpec, RegistrySpec
 from .disk import DiskStorage
 from .errors import RegistryError
 from .faults import FaultInjector
@@ -172,12 +172,12 @@ def make_storage(spec: RegistrySpec) -> Storage:
 
 def build_app(spec: RegistrySpec | None = None, storage: Storage | None = None) -> web.Application:
     spec = spec or RegistrySpec()
-    link = Link(spec.link)
     state = RegistryState(
-        spec=spec, storage=storage or make_storage(spec), link=link, faults=FaultInjector(spec.faults),
-        auth=Authority(spec.auth), metrics=Metrics(lambda: link.active),
-        access_log=AccessLog(spec.access_log),
+        spec=spec, storage=storage or make_storage(spec), link=Link(spec.link),
+        faults=FaultInjector(spec.faults),
+        auth=Authority(spec.auth), metrics=Metrics(), access_log=AccessLog(spec.access_log),
     )
+    state.metrics.active_transfers = lambda: state.link.active
     app = web.Application(middlewares=[pipeline], client_max_size=spec.max_manifest_bytes + 1024,
                           handler_args={"max_line_size": spec.header_limit_bytes,
                                         "max_field_size": spec.header_limit_bytes})
@@ -223,6 +223,14 @@ class RunningRegistry:
 
     def metrics_text(self) -> str:
         return self.state.metrics.render()
+
+    def set_link(self, link: LinkSpec) -> None:
+        """Reshape the link for requests that start from now on (transfers in flight keep their link)."""
+        self.state.link = Link(link)
+
+    def set_faults(self, faults: FaultSpec) -> None:
+        """Replace the fault rules (decision counters restart, so a seed replays from here)."""
+        self.state.faults = FaultInjector(faults)
 
     async def stop(self) -> None:
         await self.runner.cleanup()
@@ -302,6 +310,12 @@ class ThreadedRegistry:
 
     def metrics_text(self) -> str:
         return self.call(self.registry.metrics_text)
+
+    def set_link(self, link: LinkSpec) -> None:
+        self.call(lambda: self.registry.set_link(link))
+
+    def set_faults(self, faults: FaultSpec) -> None:
+        self.call(lambda: self.registry.set_faults(faults))
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` on the registry's loop thread and return its result."""

@@ -37,12 +37,12 @@ class _Histogram:
 
 class Metrics:
     def __init__(self, active_transfers: Callable[[], int] = lambda: 0) -> None:
+        self.active_transfers = active_transfers
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.bytes_served: Counter[str] = Counter()
         self.ranges = _Histogram(RANGE_BUCKETS)
         self.duration = _Histogram(DURATION_BUCKETS)
         self.faults: Counter[str] = Counter()
-        self._active = active_transfers
 
     def observe(self, *, endpoint: str, method: str, status: int, bytes_sent: int, ranges: int,
                 duration_s: float, faults: list[str]) -> None:
@@ -70,7 +70,8 @@ class Metrics:
                 "# TYPE registry_request_duration_seconds histogram"]
         out += self.duration.render("registry_request_duration_seconds")
         out += ["# HELP registry_active_transfers Response bodies being sent now.",
-                "# TYPE registry_active_transfers gauge", f"registry_active_transfers {self._active()}"]
+                "# TYPE registry_active_transfers gauge",
+                f"registry_active_transfers {self.active_transfers()}"]
         out += ["# HELP registry_faults_injected_total Faults injected by kind.",
                 "# TYPE registry_faults_injected_total counter"]
         for k, n in sorted(self.faults.items()):

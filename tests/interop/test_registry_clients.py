@@ -146,7 +146,7 @@ def run(
 
 
 @pytest.fixture
-def tools_env(tmp_path: Path) -> dict[str, str]:
+def tools_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Isolated auth file and podman storage (overlay, partial pulls enabled)."""
     require_tool("skopeo")
     require_tool("podman")

@@ -390,3 +390,19 @@ async def test_redirect_with_auth_is_signed(tmp_path: Path, http: aiohttp.Client
             assert r.status == 403
     finally:
         await reg.stop()
+
+
+async def test_reconfigure_link_and_faults_at_runtime(http: aiohttp.ClientSession) -> None:
+    reg = await start_registry(RegistrySpec())
+    try:
+        d = await push_blob(http, reg.url, "ns/rc", DATA)
+        reg.set_faults(FaultSpec(rules=(FaultRule(kind=FaultKind.RANGE_416),)))
+        async with http.get(f"{reg.url}/v2/ns/rc/blobs/{d}", headers={"Range": "bytes=0-1"}) as r:
+            assert r.status == 416
+        reg.set_faults(FaultSpec())
+        reg.set_link(LinkSpec(bandwidth_bytes_per_s=4e6))
+        async with http.get(f"{reg.url}/v2/ns/rc/blobs/{d}", headers={"Range": "bytes=0-1"}) as r:
+            assert r.status == 206
+        assert reg.state.link.stats.bytes_paced == 2
+    finally:
+        await reg.stop()

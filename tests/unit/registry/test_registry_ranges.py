@@ -78,7 +78,12 @@ def _parse_multipart(body: bytes, content_type: str) -> list[tuple[str, bytes]]:
     msg = email.message_from_bytes(
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body, policy=email.policy.HTTP
     )
-    return [(str(p["Content-Range"]), p.get_payload(decode=True)) for p in msg.iter_parts()]
+    out = []
+    for p in msg.iter_parts():
+        payload = p.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        out.append((str(p["Content-Range"]), payload))
+    return out
 
 
 @settings(max_examples=60, deadline=None)
