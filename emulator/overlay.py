@@ -92,22 +92,39 @@ class MergedTree:
                 del entries[k]
 
     def _hardlink_target(self, layer: int, e: TocEntry) -> TocEntry | None:
+        """The regular file a hardlink names: in its own layer, else the nearest lower one."""
         try:
-            t = self._tocs[layer].by_path.get(normalize_path(e.link_name))
+            target = normalize_path(e.link_name)
         except ValueError:
             return None
-        return t if t is not None and t.type is EntryType.REG else None
+        for i in range(layer, -1, -1):
+            t = self._tocs[i].by_path.get(target)
+            if t is not None:
+                return t if t.type is EntryType.REG else None
+        return None
 
     # -- lookups ------------------------------------------------------------------------------
     def node(self, path: str) -> Node:
+        """The node at `path`; symlinks in its parent directories are followed (not in the last name)."""
         try:
             p = normalize_path(path)
         except ValueError:
             raise _enoent(path) from None
         n = self.nodes.get(p)
+        if n is None and "/" in p:
+            parent, base = p.rsplit("/", 1)
+            n = self.nodes.get(_join(self.resolve(parent), base))
         if n is None:
             raise _enoent(path)
         return n
+
+    def canonical(self, path: str) -> str:
+        """`path` with symlinks in its parents resolved (the key of its node)."""
+        p = normalize_path(path)
+        if p in self.nodes or "/" not in p:
+            return p
+        parent, base = p.rsplit("/", 1)
+        return _join(self.resolve(parent), base)
 
     def regular(self, path: str) -> tuple[int, TocEntry]:
         """(layer, entry holding the content) of a regular file or hardlink; OSError otherwise."""
@@ -127,7 +144,7 @@ class MergedTree:
     def stat(self, path: str) -> Stat:
         n = self.node(path)
         e = n.entry
-        p = normalize_path(path)
+        p = self.canonical(path)
         if e is None:
             return Stat(type=EntryType.DIR, mode=0o755, size=0, nlink=2, ino=n.ino)
         content = e
@@ -154,10 +171,12 @@ class MergedTree:
         )
 
     def listdir(self, path: str) -> list[str]:
-        n = self.node(path)
+        """Names in a directory; a symlink to a directory is followed (as opendir does)."""
+        p = self.resolve(path)
+        n = self.nodes[p]
         if n.entry is not None and n.entry.type is not EntryType.DIR:
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
-        return sorted(self.children.get(normalize_path(path), []))
+        return sorted(self.children.get(p, []))
 
     def readlink(self, path: str) -> str:
         n = self.node(path)

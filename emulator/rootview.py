@@ -83,7 +83,7 @@ class RootView:
         )
 
     async def listdir(self, path: str) -> list[str]:
-        return sorted(os.listdir(self._host(path)))
+        return sorted(os.listdir(self._resolve(path)))
 
     async def readlink(self, path: str) -> str:
         return os.readlink(self._host(path))

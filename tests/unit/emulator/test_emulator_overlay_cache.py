@@ -135,3 +135,10 @@ def test_memory_cache_never_exceeds_capacity(ops: list[tuple[str, int]], cap: in
         assert c.size_bytes <= cap
         got = c.get(key)
         assert got is None or got == model[key]
+
+
+def test_parent_symlinks_are_followed_for_lookups() -> None:
+    t = MergedTree([_toc(("usr", D), ("usr/bin", D), ("usr/bin/tool", R), ("bin", L, "usr/bin"))])
+    assert t.stat("bin/tool").type is EntryType.REG
+    assert t.listdir("bin") == ["tool"] and t.stat("bin").type is EntryType.SYMLINK
+    assert t.regular(t.resolve("bin/tool"))[1].path == "usr/bin/tool"
