@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import os
 import signal
@@ -274,11 +275,16 @@ async def test_metrics_and_access_log_file(tmp_path: Path, http: aiohttp.ClientS
     )
 
 
-def _lazylab(*args: str, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LAZYLAB, *args], capture_output=True, text=True, timeout=60, **kw)  # type: ignore[call-overload]
+def _lazylab(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from lazylab.cli import main
+
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
-def test_cli_serve_import_adduser(tmp_path: Path) -> None:
+def test_cli_serve_import_adduser(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "root"
     log = tmp_path / "log.jsonl"
     proc = subprocess.Popen(
@@ -315,12 +321,13 @@ def test_cli_serve_import_adduser(tmp_path: Path) -> None:
             proc.wait()
     assert read_access_log(log)[0]["path"] == "/v2/"
 
-    bad = _lazylab("registry", "serve", "--bandwidth", "lots")
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "lots" in bad.stderr
+    status, _, err = _lazylab(capsys, "registry", "serve", "--bandwidth", "lots")
+    assert status == 2 and err.count("\n") == 1 and "lots" in err
 
     users = tmp_path / "users"
-    ok = _lazylab("registry", "adduser", str(users), "carol", "--password-stdin", input="pw\n")
-    assert ok.returncode == 0 and users.read_text().startswith("carol:scrypt$")
+    monkeypatch.setattr("sys.stdin", io.StringIO("pw\n"))
+    status, _, _ = _lazylab(capsys, "registry", "adduser", str(users), "carol", "--password-stdin")
+    assert status == 0 and users.read_text().startswith("carol:scrypt$")
 
     layout = tmp_path / "oci"
     (layout / "blobs" / "sha256").mkdir(parents=True)
@@ -354,10 +361,11 @@ def test_cli_serve_import_adduser(tmp_path: Path) -> None:
             }
         )
     )
-    imp = _lazylab("registry", "import", str(layout), "ns/imp:v1", "--root", str(root))
-    assert imp.returncode == 0 and digest_of(man) in imp.stdout
-    missing = _lazylab("registry", "import", str(tmp_path / "nothing"), "ns/imp:v2", "--root", str(root))
-    assert missing.returncode == 2 and "index.json" in missing.stderr and "Traceback" not in missing.stderr
+    status, out, _ = _lazylab(capsys, "registry", "import", str(layout), "ns/imp:v1", "--root", str(root))
+    assert status == 0 and digest_of(man) in out
+    status, _, err = _lazylab(capsys, "registry", "import", str(tmp_path / "nothing"), "ns/imp:v2", "--root",
+                              str(root))
+    assert status == 2 and "index.json" in err and err.count("\n") == 1
 
 
 async def test_redirect_with_auth_is_signed(tmp_path: Path, http: aiohttp.ClientSession) -> None:
