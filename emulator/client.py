@@ -178,13 +178,14 @@ class RegistryClient:
             query = {"scope": scope}
             if "service" in params:
                 query["service"] = params["service"]
-            auth = None
+            headers: dict[str, str] = {}
             if self.options.username is not None:
                 query["account"] = self.options.username
-                auth = aiohttp.BasicAuth(self.options.username, self.options.password or "")
+                raw = f"{self.options.username}:{self.options.password or ''}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
             self.requests += 1
             try:
-                async with self.session.get(params["realm"], params=query, auth=auth) as resp:
+                async with self.session.get(params["realm"], params=query, headers=headers) as resp:
                     if resp.status in (401, 403):
                         raise AuthError(
                             f"token endpoint {params['realm']} refused the credentials ({resp.status})",
