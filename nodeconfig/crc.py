@@ -74,7 +74,9 @@ class ContainerRuntimeConfig:
         )
 
     def selects(self, pool: str) -> bool:
-        return pool in self.pools
+        """True when the selector names `pool`; a selector of custom labels only (no standard
+        pool label) cannot be checked here, so any pool the caller names is accepted."""
+        return pool in self.pools or not self.pools
 
 
 def _mapping(obj: Any, path: str) -> Mapping[str, Any]:

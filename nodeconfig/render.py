@@ -135,8 +135,9 @@ def render_node(crc: ContainerRuntimeConfig, pool: str | None = None) -> Rendere
     if pool is None:
         if len(pools) != 1:
             raise CrcError(
-                "spec.machineConfigPoolSelector.matchLabels: selects pools "
-                f"{list(pools)}; name one with --pool"
+                "spec.machineConfigPoolSelector.matchLabels: "
+                + (f"selects pools {list(pools)}" if pools else "names no standard pool label")
+                + "; name the pool with --pool"
             )
         pool = pools[0]
     elif not crc.selects(pool):

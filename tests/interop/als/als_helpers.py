@@ -23,14 +23,18 @@ class ServedStore:
     path: Path
 
     def stop(self) -> str:
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", str(self.path)], check=False)
+        """SIGTERM (libfuse unmounts and the store exits); its output. Idempotent."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
         try:
             out, err = self.proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, err = self.proc.communicate()
-        return out + err
+        if os.path.ismount(self.path):  # only after a crash
+            subprocess.run(["fusermount3", "-u", str(self.path)], check=False)
+        self.output = getattr(self, "output", "") + out + err
+        return self.output
 
 
 class Podman:

@@ -115,8 +115,12 @@ def test_podman_pulls_through_the_store_without_downloading_layers(tmp_path, fmt
         f"(layer {layer_bytes_in_pull} B) | normal pull {full_pull_s * 1e3:.0f} ms, {full_bytes} B | "
         f"small file read {small_bytes} B, 4 MB file read {big_bytes} B"
     )
+    lazy("rmi", ref)  # containers/storage releases the layer: rmdir(<layer dir>)
     log = als_store.stop()
-    assert "use " in log  # containers/storage signalled use through `creat(use)`
+    signals = [line for line in log.splitlines() if " use " in line or " release " in line]
+    assert signals and " use " in signals[0]
+    assert signals[-1].endswith("-> refcount 0")  # every use was released
+    assert not os.path.ismount(als_store.path)  # SIGTERM unmounted the store
 
 
 def test_podman_stacks_store_layers_with_overlay_whiteouts(tmp_path, als_store, podman_factory):

@@ -127,3 +127,10 @@ def test_render_rejects_unselected_pool_and_cli_prints_one_line(tmp_path, capsys
         "lazylab: error: spec.containerRuntimeConfig.lazyImagePull.mode: unknown value 'On' "
         "(expected Enabled or Disabled)"
     ]
+
+
+def test_custom_selector_labels_need_an_explicit_pool():
+    custom = ENABLED.replace("pools.operator.machineconfiguration.openshift.io/worker", "custom-crio")
+    with pytest.raises(CrcError, match="names no standard pool label; name the pool with --pool"):
+        render_node(parse_crc(custom))
+    assert render_node(parse_crc(custom), "infra").pool == "infra"
