@@ -8,6 +8,8 @@ Importing this package does not import mfusepy; `mount()` does (FuseUnavailableE
 library is missing).
 """
 
+from emulator.fuse.localview import DirectoryView
+from emulator.fuse.mount import FuseUnavailableError, MountError, mount
 from emulator.fuse.recorder import RecordedOp, TraceRecorder
 
-__all__ = ["RecordedOp", "TraceRecorder"]
+__all__ = ["DirectoryView", "FuseUnavailableError", "MountError", "RecordedOp", "TraceRecorder", "mount"]

@@ -40,6 +40,8 @@ def mount(
 ) -> None:
     """Serve `view` at `mountpoint` until unmounted. `on_ready` runs once the kernel sent INIT.
 
+    `foreground=False` lets libfuse daemonize (fork): only safe before any thread was started
+    (the lazy store runs a loop thread), so the CLI always stays in the foreground.
     `kernel_cache` keeps file pages in the kernel's page cache across opens (right for an
     immutable image, but a recorded trace then misses re-reads); off by default, so every open
     of a file reaches the view, as a program's accesses would on a cold node.
