@@ -8,7 +8,9 @@ Public API:
         `io.github.containers.zstd-chunked.*` annotations); "a" = containers/storage 1.43 as in
         skopeo 1.9.3 (40-byte footer, `io.containers.zstd-chunked.*`, zero-time stamps). Both
         keep the bytes after the tar's end-of-archive marker, so the decompressed blob is `src`
-        byte for byte and `diff_id` = sha256(src).
+        byte for byte and `diff_id` = sha256(src). `threads`: compression threads per batch of
+        frames (-1 = all cores, 1 = compress inline).
+    skippable_frame(payload) -> bytes: a zstd skippable frame as c/storage writes them.
     ANNOTATION_PREFIX_A / ANNOTATION_PREFIX_B, MANIFEST_CHECKSUM, MANIFEST_POSITION,
     TARSPLIT_POSITION: annotation key suffixes.
     DEFAULT_LEVEL: the zstd level used by default (see below).
@@ -18,9 +20,12 @@ only that chunk; the raw tar header bytes between payloads go into metadata fram
 compressed in batches with python-zstandard's multi-threaded `multi_compress_to_buffer`
 (every frame stays an independent zstd frame with a content checksum).
 
-Level: the spec's default is 10 (klauspost "SpeedBestCompression"). libzstd level 10 on this
-machine is measured in benchmarks/; DEFAULT_LEVEL is chosen so that the encoder is not slower
-than `skopeo copy --dest-compress-format zstd:chunked` on the same tar (see the helper report).
+Level: DEFAULT_LEVEL = 10, the level c/storage uses (klauspost "SpeedBestCompression"; libzstd
+level 10 gives about the same ratio). Measured on a 74.7 MB mixed tar (random + text + zeros +
+2000 small files), 2 shared cores, same run: `skopeo copy --dest-compress-format zstd:chunked`
+13.4-14.4 s; this encoder at level 10 5.4-8.1 s (gen b) / 6.1-7.3 s (gen a), at level 3
+4.8-6.8 s, with output 1.5 % larger than level 10. Level 10 is therefore no slower than skopeo,
+and the spec default stands; pass `level` for faster builds.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from imageformat.tarscan import TarIndex, TarMember, scan_tar
 from imageformat.tarsplit import crc64_iso_many, file_line, segment_line, trailing_segments
 from imageformat.toc import LayerFormat, normalize_path
 
-DEFAULT_LEVEL = 3
+DEFAULT_LEVEL = 10
 ANNOTATION_PREFIX_A = "io.containers.zstd-chunked."
 ANNOTATION_PREFIX_B = "io.github.containers.zstd-chunked."
 MANIFEST_CHECKSUM = "manifest-checksum"

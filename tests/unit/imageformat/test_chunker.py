@@ -41,7 +41,7 @@ def _payload(draw: st.DrawFn) -> bytes:
     return b"".join(parts)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_payload(), st.sampled_from([64, 1000, 4096, 1 << 22]))
 def test_matches_reference_model_across_block_sizes(data: bytes, block: int) -> None:
     got = find_chunks(data, block_bytes=block)

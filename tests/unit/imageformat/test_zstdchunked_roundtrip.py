@@ -103,3 +103,21 @@ def test_encoder_refuses_what_containers_storage_refuses() -> None:
         tf.addfile(tarfile.TarInfo("d"))
     with pytest.raises(UnsupportedEntryError):
         encode_zstd_chunked(io.BytesIO(buf.getvalue()), io.BytesIO())
+
+
+def test_landmarks_give_prefetch_range_or_no_prefetch() -> None:
+    from imgtrees import Node
+
+    landmark = Node(".prefetch.landmark", "reg", data=b"\x0f")
+    tar = tar_bytes([Node("first", "reg", data=b"a" * 5000), landmark, Node("later", "reg", data=b"b" * 100)])
+    out = io.BytesIO()
+    layer = encode_zstd_chunked(io.BytesIO(tar), out, level=1)
+    _, toc = parse(out.getvalue(), dict(layer.annotations))
+    mark = toc.entry(".prefetch.landmark").chunks[0].compressed
+    assert toc.prefetch == ByteRange(0, mark.start) and not toc.no_prefetch
+    assert toc.entry("first").chunks[0].compressed.stop <= mark.start
+    tar = tar_bytes([Node(".no.prefetch.landmark", "reg", data=b"\x0f"), Node("x", "reg", data=b"x")])
+    out = io.BytesIO()
+    layer = encode_zstd_chunked(io.BytesIO(tar), out, generation="a", level=1)
+    _, toc = parse(out.getvalue(), dict(layer.annotations))
+    assert toc.no_prefetch and toc.prefetch is None
