@@ -10,7 +10,8 @@ In-process use (tests, the emulator):
     from registry_mock.config import RegistrySpec, LinkSpec, FaultSpec, FaultRule, FaultKind
     spec = RegistrySpec(root=None,                      # None: MemoryStorage; a path: DiskStorage
                         link=LinkSpec(bandwidth_bytes_per_s=12.5e6, latency_s=0.02),
-                        faults=FaultSpec(seed=1, rules=(FaultRule(kind=FaultKind.RANGE_IGNORE, repo="ns/*"),)))
+                        faults=FaultSpec(seed=1, rules=(FaultRule(kind=FaultKind.RANGE_IGNORE,
+                                                                   repo="ns/*"),)))
     reg = await start_registry(spec)          # reg.url, reg.address, reg.records, reg.metrics_text()
     await reg.stop()                          # or: async with await start_registry(spec) as reg: ...
     with running_registry(spec) as reg: ...   # sync callers: background thread + loop, same attributes
