@@ -29,7 +29,7 @@ def _contents(tar: bytes) -> dict[str, bytes]:
 
 
 @settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
 )
 @given(layer_nodes(), st.sampled_from(["a", "b"]), st.randoms(use_true_random=False))
 def test_round_trip(nodes, gen, rnd) -> None:  # type: ignore[no-untyped-def]
