@@ -34,7 +34,7 @@ from .routes import resolve
 from .shaping import Link
 from .state import STATE, RegistryState, ctx_of, state_of
 from .storage import MemoryStorage, Storage
-from .transfer import BodyCut
+from .transfer import BodyCut, ClientGone
 
 log = logging.getLogger("registry_mock")
 API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -133,8 +133,12 @@ async def pipeline(request: web.Request, handler: Callable[[web.Request], Awaita
     except RegistryError as e:
         response = e.to_response(head=request.method == "HEAD")
         status = e.status
+    except ClientGone as e:
+        response, status = e.response, 499
+        ctx.bytes_sent = e.sent
     except BodyCut as e:
         response, status = e.response, e.response.status
+        ctx.bytes_sent = e.sent
     except web.HTTPException as e:
         status = e.status
         raise

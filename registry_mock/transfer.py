@@ -42,6 +42,10 @@ class BodyCut(Exception):
         self.sent = sent
 
 
+class ClientGone(BodyCut):
+    """The client closed the connection mid-body (not a server error: logged as status 499)."""
+
+
 def body_length(pieces: Sequence[Piece]) -> int:
     return sum(len(p) if isinstance(p, bytes) else p.length for p in pieces)
 
@@ -60,10 +64,13 @@ async def send_body(
     async with link.transfer() as t:
         await response.prepare(request)
         path = source.storage.blob_path(source.digest) if source is not None else None
-        if not t.shaped and not faults and path is not None and total > 0:
-            sent = await _sendfile_pieces(request, response, pieces, path)
-        else:
-            sent = await _sliced(request, response, pieces, source, t, faults, total, path)
+        try:
+            if not t.shaped and not faults and path is not None and total > 0:
+                sent = await _sendfile_pieces(request, response, pieces, path)
+            else:
+                sent = await _sliced(request, response, pieces, source, t, faults, total, path)
+        except ConnectionError as e:
+            raise ClientGone(f"client went away: {e}", response, t.bytes_paced) from None
     return sent
 
 
