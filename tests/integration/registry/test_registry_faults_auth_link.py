@@ -283,8 +283,9 @@ def _lazylab(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     return status, out, err
 
 
-def test_cli_serve_import_adduser(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_serve_import_adduser(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "root"
     log = tmp_path / "log.jsonl"
     proc = subprocess.Popen(
@@ -363,8 +364,9 @@ def test_cli_serve_import_adduser(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     status, out, _ = _lazylab(capsys, "registry", "import", str(layout), "ns/imp:v1", "--root", str(root))
     assert status == 0 and digest_of(man) in out
-    status, _, err = _lazylab(capsys, "registry", "import", str(tmp_path / "nothing"), "ns/imp:v2", "--root",
-                              str(root))
+    status, _, err = _lazylab(
+        capsys, "registry", "import", str(tmp_path / "nothing"), "ns/imp:v2", "--root", str(root)
+    )
     assert status == 2 and "index.json" in err and err.count("\n") == 1
 
 
@@ -412,5 +414,31 @@ async def test_reconfigure_link_and_faults_at_runtime(http: aiohttp.ClientSessio
         async with http.get(f"{reg.url}/v2/ns/rc/blobs/{d}", headers={"Range": "bytes=0-1"}) as r:
             assert r.status == 206
         assert reg.state.link.stats.bytes_paced == 2
+    finally:
+        await reg.stop()
+
+
+@pytest.mark.parametrize("shaped", [False, True])
+async def test_client_hanging_up_mid_body_is_499(
+    tmp_path: Path, http: aiohttp.ClientSession, shaped: bool
+) -> None:
+    link = LinkSpec(bandwidth_bytes_per_s=100e6) if shaped else LinkSpec()
+    reg = await start_registry(RegistrySpec(root=str(tmp_path / "root"), link=link))
+    try:
+        big = os.urandom(16 << 20)
+        d = await push_blob(http, reg.url, "ns/hang", big)
+        reader, writer = await asyncio.open_connection(reg.host, reg.port)
+        writer.write(f"GET /v2/ns/hang/blobs/{d} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await writer.drain()
+        await reader.readexactly(65536)
+        writer.transport.abort()
+        for _ in range(200):
+            if reg.records[-1]["method"] == "GET":
+                break
+            await asyncio.sleep(0.01)
+        assert reg.records[-1]["status"] == 499
+        assert reg.state.link.active == 0
+        async with http.get(f"{reg.url}/v2/ns/hang/blobs/{d}") as r:
+            assert await r.read() == big
     finally:
         await reg.stop()
