@@ -96,18 +96,30 @@ def process_pool_backend(workers: int) -> Backend:
     return backend
 
 
-def dask_backend(address: str) -> Backend:
-    """A dask.distributed scheduler at `address` (tcp://HOST:PORT); a client per sweep."""
+def dask_backend(address: str, max_in_flight: int | None = None) -> Backend:
+    """A dask.distributed scheduler at `address` (tcp://HOST:PORT); a client per sweep. With
+    `max_in_flight`, at most that many runs are submitted at a time (1: one after another)."""
 
     def backend(tasks: Sequence[RunTask]) -> Iterator[tuple[RunTask, TaskOutcome]]:
         from distributed import Client
         from distributed import as_completed as dask_as_completed
 
+        queue = list(tasks)
+        limit = max_in_flight or len(queue) or 1
         with Client(address, set_as_default=False) as client:
-            futures = client.map(execute_task, list(tasks), pure=False)
-            by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-            for fut in dask_as_completed(futures, loop=client.loop):
-                task = by_key[fut.key]
+            by_key: dict[str, RunTask] = {}
+
+            def submit() -> Any:
+                task = queue.pop(0)
+                fut = client.submit(execute_task, task, pure=False)
+                by_key[fut.key] = task
+                return fut
+
+            pending = dask_as_completed([submit() for _ in range(min(limit, len(queue)))], loop=client.loop)
+            for fut in pending:
+                task = by_key.pop(fut.key)
+                if queue:
+                    pending.add(submit())
                 yield task, _outcome_of(task, fut.result)
 
     return backend
@@ -121,13 +133,18 @@ def _outcome_of(task: RunTask, get: Callable[[], TaskOutcome]) -> TaskOutcome:
         return _failed(task, f"{type(e).__name__}: {e} (worker failure)", traceback.format_exc())
 
 
-def choose_backend(*, scheduler: str | None = None, workers: int | None = None) -> Backend:
-    """Dask if a scheduler address is given; else a process pool (default: one per CPU, max 8)."""
+def choose_backend(*, scheduler: str | None = None, workers: int | None = None,
+                   max_in_flight: int | None = None) -> Backend:
+    """Dask if a scheduler address is given; else a process pool (default: one per CPU, max 8).
+    `max_in_flight` caps concurrent runs (an experiment's `max_parallel`; 1 = one at a time)."""
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError(f"max_in_flight (={max_in_flight}) must be >= 1")
     if scheduler:
-        return dask_backend(scheduler)
+        return dask_backend(scheduler, max_in_flight)
     n = workers if workers is not None else min(8, os.cpu_count() or 1)
     if n < 1:
         raise ValueError(f"workers (={n}) must be >= 1")
+    n = min(n, max_in_flight or n)
     return inline_backend if n == 1 else process_pool_backend(n)
 
 

@@ -221,6 +221,8 @@ class Experiment:
       effective config is what the run receives and what `config.toml` records.
     - `after`: called by `run_sweep` once the sweep is done, with the successful cached runs of
       the plan; for side effects such as writing the calibration params file; returns a message.
+    - `max_parallel`: at most this many runs at once on any backend (1 for wall-clock
+      measurements, which concurrent runs would distort); None = as many as workers.
     - `uses_calibration`: False keys runs on "none" instead of the calibration digest.
     - `quick_*`: the `--quick` variant (fewer levels/seeds, smaller base via dotted overrides).
     - `code_packages`: packages whose sources define `code_version` (see experiments/codeversion.py).
@@ -236,6 +238,7 @@ class Experiment:
     plot: Callable[[Sequence[RunData]], Sequence[Plot]] = _no_plots
     effective: Callable[[Config], Config] = _identity
     after: Callable[[Sequence[RunData]], str] | None = None
+    max_parallel: int | None = None
     description: str = ""
     uses_calibration: bool = True
     quick_factors: Mapping[str, Sequence[Any]] | None = None
@@ -251,6 +254,8 @@ class Experiment:
             raise ConfigError(f"replications (={self.replications}) must be >= 1")
         if self.quick_replications is not None and self.quick_replications < 1:
             raise ConfigError(f"quick_replications (={self.quick_replications}) must be >= 1")
+        if self.max_parallel is not None and self.max_parallel < 1:
+            raise ConfigError(f"max_parallel (={self.max_parallel}) must be >= 1 or None")
         if self.first_seed < 0:
             raise ConfigError(f"first_seed (={self.first_seed}) must be >= 0")
         check_value(dict(self.base), "base")

@@ -15,6 +15,7 @@ from experiments.framework import Experiment
 # name -> "module:attribute"
 EXPERIMENTS: dict[str, str] = {
     "calibrate": "experiments.calibrate:EXPERIMENT",
+    "example": "experiments.example:EXPERIMENT",
 }
 
 

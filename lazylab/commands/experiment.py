@@ -71,7 +71,7 @@ def _run(args: argparse.Namespace) -> int:
     exp, cal = _experiment(args)
     if args.workers is not None and args.workers < 1:
         raise CliError(f"--workers (={args.workers}) must be >= 1")
-    backend = choose_backend(scheduler=args.scheduler, workers=args.workers)
+    backend = choose_backend(scheduler=args.scheduler, workers=args.workers, max_in_flight=exp.max_parallel)
     s = run_sweep(exp, results_dir=args.results, calibration=cal, backend=backend,
                   accept_failed=args.accept_failed, progress=not args.no_progress)
     print(f"{exp.name}: {s.total} runs, {s.cached} cached, {s.ran} ran, {s.failed} failed; "

@@ -9,7 +9,7 @@ import pytest
 import xp_engine
 
 from experiments.cache import ResultCache
-from experiments.executor import choose_backend, dask_backend, run_sweep
+from experiments.executor import choose_backend, dask_backend, inline_backend, run_sweep
 from experiments.framework import Calibration, Experiment
 
 EXP = Experiment(name="xp", run=xp_engine.run, base=xp_engine.BASE,
@@ -50,10 +50,18 @@ def test_dask_local_cluster_matches_local_run(tmp_path):
                                   host="127.0.0.1") as cluster:
         remote = sweep(tmp_path / "dask", dask_backend(cluster.scheduler_address))
         assert (remote.ran, remote.failed) == (8, 4)
-        again = sweep(tmp_path / "dask", choose_backend(scheduler=cluster.scheduler_address))
+        # one run in flight at a time (an experiment's max_parallel=1): submissions chain
+        again = sweep(tmp_path / "dask", choose_backend(scheduler=cluster.scheduler_address, max_in_flight=1))
         assert (again.ran, again.cached, again.failed) == (4, 4, 4)  # failures are retried
     assert local.keys == remote.keys
     assert snapshot(tmp_path / "local", local.keys) == snapshot(tmp_path / "dask", remote.keys)
     failed = ResultCache(tmp_path / "dask").load_result("xp", remote.keys[2])  # (full, fail, seed 0)
     assert failed is not None and "RuntimeError: asked to fail" in failed.error
     assert "xp_engine.py" in failed.traceback
+
+
+def test_max_in_flight_one_runs_in_this_process():
+    assert choose_backend(workers=4, max_in_flight=1) is inline_backend
+    assert choose_backend(workers=1) is inline_backend
+    with pytest.raises(ValueError, match="max_in_flight"):
+        choose_backend(max_in_flight=0)
