@@ -67,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise CliError(f"--seeds (={args.seeds}) must be >= 1")
     base = load_scenario(args.scenario, overrides=args.overrides)
-    modes = (
-        [PullMode.parse(m.strip()) for m in args.modes.split(",") if m.strip()] if args.modes else [base.mode]
-    )
+    try:
+        modes = [PullMode.parse(m.strip()) for m in args.modes.split(",") if m.strip()] or [base.mode]
+    except ValueError as e:
+        raise CliError(f"--modes: {e}") from None
     params, digest = load_params(args.params or base.resolve_path(base.sim.params_file) or None)
     console = Console(stderr=True)
     runs: dict[PullMode, list[SimRun]] = {m: [] for m in modes}

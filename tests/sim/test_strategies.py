@@ -1,0 +1,278 @@
+"""Pull strategies end to end: analytic cases, conservation, properties, toggle, real TOCs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.run import run_scenario
+from sim.scenarios import build_images
+from sim.strategies import merge_missing
+from startup.modes import PullMode
+from startup.scenario import (
+    ClusterSpec,
+    EmptyWorkload,
+    OciImageSpec,
+    PullSpec,
+    RateLimitSpec,
+    RegistrySpec,
+    RolloutArrivals,
+    SyntheticImageSpec,
+    SyntheticLayerSpec,
+    ToggleSpec,
+)
+from tests.sim.conftest import ZERO_PARAMS, small_scenario
+
+TESTDATA = Path("/work/shared/testdata")
+
+
+@pytest.mark.parametrize(("fmt", "per_layer"), [("zstd:chunked", 1), ("estargz", 2)])
+def test_pure_lazy_empty_trace_costs_one_toc_fetch_per_layer(fmt: str, per_layer: int) -> None:
+    s = small_scenario(PullMode.LAZY, layers=3, reads=0, fmt=fmt)
+    run = run_scenario(s, params=ZERO_PARAMS)
+    (r,) = run.records
+    image = build_images(s)["img"]
+    assert r.ok and r.requests == 2 + per_layer * 3
+    assert r.bytes_toc == sum(layer.toc_bytes for layer in image.layers)
+    assert r.bytes_on_demand == r.bytes_layers == r.bytes_background == 0
+    assert r.ready_s == r.created_s == r.pulled_s  # nothing to read, create costs 0 here
+
+
+def test_full_pull_of_one_layer_is_analytic() -> None:
+    s = small_scenario(PullMode.FULL, layers=1, reads=0)
+    run = run_scenario(s, params=ZERO_PARAMS)
+    (r,) = run.records
+    layer = build_images(s)["img"].layers[0]
+    rtt, bw = 0.01, 10e6
+    resolve = 2 * rtt + (s.registry.manifest_bytes + s.registry.config_bytes) / bw
+    cpu = (
+        layer.uncompressed_bytes / ZERO_PARAMS.zstd_decode_bytes_per_s
+        + layer.uncompressed_bytes / ZERO_PARAMS.extract_bytes_per_s
+    )
+    assert r.resolved_s == pytest.approx(resolve, rel=1e-9)
+    assert r.pulled_s == pytest.approx(resolve + rtt + layer.blob_size / bw + cpu, rel=1e-9)
+    assert r.bytes_layers == layer.blob_size and r.requests == 3
+
+
+@pytest.mark.parametrize("mode", list(PullMode))
+def test_bytes_delivered_equal_bytes_requested(mode: PullMode) -> None:
+    s = small_scenario(mode, nodes=4, replicas=6, background=True, reads=40)
+    run = run_scenario(s, params=ZERO_PARAMS)
+    assert not run.result.error
+    assert sum(r.bytes_fetched for r in run.records) == run.result.bytes_from_registry
+    total_series = sum(rate * s.sim.egress_sample_s for series in run.egress for _, rate in series.rows())
+    assert total_series == pytest.approx(run.result.bytes_from_registry, rel=1e-6)
+
+
+def test_every_started_pod_ends_ready_or_with_an_error() -> None:
+    cases = [
+        small_scenario(PullMode.LAZY, nodes=3, replicas=9, background=True),
+        small_scenario(
+            PullMode.FULL,
+            nodes=2,
+            replicas=4,
+            registry=RegistrySpec(
+                rate_limit=RateLimitSpec(requests_per_s=1, burst=1, retry_after_s=0.1, max_retries=1)
+            ),
+        ),
+        small_scenario(PullMode.LAZY, nodes=2, replicas=4, toggle=ToggleSpec(at_s=0.05, reboot_s=1.0)),
+    ]
+    for s in cases:
+        run = run_scenario(s, params=ZERO_PARAMS)
+        assert run.records
+        for r in run.records:
+            assert r.ok != bool(r.error), r
+    rate_limited = run_scenario(cases[1], params=ZERO_PARAMS)
+    assert any("429" in r.error for r in rate_limited.records)
+
+
+def test_partial_pull_reuses_chunks_of_a_similar_layer() -> None:
+    v1 = SyntheticImageSpec(
+        name="v1", layers=(SyntheticLayerSpec(name="a", files=50, total_bytes=3_000_000),)
+    )
+    v2 = SyntheticImageSpec(
+        name="v2",
+        layers=(
+            SyntheticLayerSpec(
+                name="b", files=50, total_bytes=3_000_000, derived_from="a", changed_fraction=0.2
+            ),
+        ),
+    )
+    s = small_scenario(
+        PullMode.PARTIAL,
+        images=(v1, v2),
+        replicas=2,
+        workload=EmptyWorkload(),
+        arrivals=RolloutArrivals(replicas=2, stagger_s=5.0),
+    )
+    first, second = run_scenario(s, params=ZERO_PARAMS).records
+    assert first.bytes_reused == 0 and second.bytes_reused > 0
+    assert second.bytes_layers < 0.5 * first.bytes_layers
+    full = run_scenario(dataclasses.replace(s, mode=PullMode.FULL), params=ZERO_PARAMS).records
+    assert full[1].bytes_layers == full[0].bytes_layers  # classic pulls reuse nothing
+
+
+def test_merge_missing_follows_c_storage() -> None:
+    starts = np.array([0, 100, 1200, 5000, 9000])
+    stops = np.array([50, 1000, 1300, 6000, 9100])
+    # gaps: 50 (merge), 200 (merge), 3700, 3000 -> 3 ranges: [0,1300) [5000,6000) [9000,9100)
+    assert merge_missing(starts, stops, 1024, 1024) == (1300 + 1000 + 100, 3)
+    # capped at 2 ranges: the smallest surviving gap (3000) is downloaded too
+    assert merge_missing(starts, stops, 1024, 2) == (1300 + 1000 + 100 + 3000, 2)
+    assert merge_missing(starts[:0], stops[:0], 1024, 1024) == (0, 0)
+
+
+def test_toggle_wipes_lazily_pulled_images_and_pods_re_pull() -> None:
+    s = small_scenario(
+        PullMode.LAZY,
+        nodes=2,
+        replicas=2,
+        reads=10,
+        toggle=ToggleSpec(at_s=5.0, max_unavailable=1, drain_s=1.0, reboot_s=10.0, to_mode=PullMode.FULL),
+    )
+    recs = run_scenario(s, params=ZERO_PARAMS).records
+    restarted = [r for r in recs if r.pod.endswith("-r")]
+    image = build_images(s)["img"]
+    assert len(restarted) == 2
+    assert all(r.ok and r.bytes_layers == image.blob_bytes for r in restarted)
+    # node-00000 reboots first (5 + 1 + 10), node-00001 after it
+    assert sorted(r.submitted_s for r in restarted) == [pytest.approx(16.0), pytest.approx(27.0)]
+    back = dataclasses.replace(
+        s, mode=PullMode.FULL, toggle=dataclasses.replace(s.toggle, to_mode=PullMode.LAZY)
+    )
+    recs = run_scenario(back, params=ZERO_PARAMS).records
+    assert all(r.bytes_fetched == 0 for r in recs if r.pod.endswith("-r"))  # full images survive the wipe
+
+
+def test_serialized_image_pulls_wait_for_each_other() -> None:
+    imgs = tuple(
+        SyntheticImageSpec(
+            name=f"i{k}", layers=(SyntheticLayerSpec(name=f"L{k}", files=20, total_bytes=2_000_000),)
+        )
+        for k in range(2)
+    )
+
+    def pulled(serial: bool) -> list[float]:
+        s = small_scenario(
+            PullMode.FULL,
+            images=imgs,
+            replicas=2,
+            workload=EmptyWorkload(),
+            cluster=ClusterSpec(
+                nodes=1, link_bandwidth_bytes_per_s=10e6, rtt_s=0.01, serialize_image_pulls=serial
+            ),
+        )
+        return sorted(r.pulled_s for r in run_scenario(s, params=ZERO_PARAMS).records)
+
+    serial, parallel = pulled(True), pulled(False)
+    assert serial[1] > parallel[1]
+    assert serial[1] == pytest.approx(2 * serial[0], rel=0.05)
+
+
+def test_cohorts_are_exact() -> None:
+    s = small_scenario(PullMode.LAZY, nodes=6, replicas=12, background=True)
+    a = run_scenario(s, params=ZERO_PARAMS)
+    b = run_scenario(
+        dataclasses.replace(s, sim=dataclasses.replace(s.sim, cohorts=False)), params=ZERO_PARAMS
+    )
+    assert a.result.cohorts == 1 and b.result.cohorts == 6
+    key = [(r.pod, r.node, r.ready_s, r.bytes_fetched, r.requests) for r in a.records]
+    assert key == [
+        (r.pod, r.node, pytest.approx(r.ready_s, rel=1e-9), r.bytes_fetched, r.requests) for r in b.records
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    reads=st.integers(0, 60),
+    files=st.integers(1, 60),
+    ws=st.floats(0.05, 1.0),
+    granularity=st.sampled_from(["chunk", "block"]),
+)
+def test_lazy_never_moves_more_than_full_without_background(seed, reads, files, ws, granularity) -> None:  # type: ignore[no-untyped-def]
+    s = small_scenario(
+        PullMode.LAZY,
+        files=files,
+        reads=reads,
+        seed=seed,
+        pull=PullSpec(background_fetch=False, lazy_granularity=granularity),
+    )
+    s = (
+        dataclasses.replace(s, workload=dataclasses.replace(s.workload, working_set_fraction=ws))
+        if reads
+        else s
+    )
+    lazy = run_scenario(s, params=ZERO_PARAMS).records[0]
+    full = run_scenario(dataclasses.replace(s, mode=PullMode.FULL), params=ZERO_PARAMS).records[0]
+    slack = 0 if granularity == "chunk" else 2 * s.pull.block_bytes  # the block holding the TOC start
+    assert lazy.bytes_fetched <= full.bytes_fetched + slack
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    mode=st.sampled_from(list(PullMode)),
+    base=st.floats(1e6, 50e6),
+    factor=st.floats(1.0, 20.0),
+    background=st.booleans(),
+)
+def test_more_registry_bandwidth_never_hurts_one_pod(seed, mode, base, factor, background) -> None:  # type: ignore[no-untyped-def]
+    def ttr(egress: float) -> float:
+        s = small_scenario(
+            mode,
+            seed=seed,
+            background=background,
+            registry=RegistrySpec(egress_bandwidth_bytes_per_s=egress, service_time_s=0.001),
+        )
+        (r,) = run_scenario(s, params=ZERO_PARAMS).records
+        return r.time_to_ready_s
+
+    assert ttr(base * factor) <= ttr(base) * (1 + 1e-9)
+
+
+def _oci_layout(tmp: Path) -> Path:
+    from imageformat.oci import Descriptor, OciLayout, new_config
+
+    case = TESTDATA / "zstdchunked-b" / "edge"
+    layout = OciLayout.create(tmp / "layout")
+    digest, size = layout.write_blob((case / "layer.zst").read_bytes())
+    ann = json.loads((case / "annotations.json").read_text())
+    desc = Descriptor(
+        media_type="application/vnd.oci.image.layer.v1.tar+zstd", digest=digest, size=size, annotations=ann
+    )
+    import hashlib
+
+    diff_id = "sha256:" + hashlib.sha256((case / "source.tar").read_bytes()).hexdigest()
+    layout.write_image(layers=[desc], config=new_config([diff_id]), tag="edge")
+    return tmp / "layout"
+
+
+def test_real_oci_image_has_exactly_the_toc_files(tmp_path: Path) -> None:
+    if not (TESTDATA / "zstdchunked-b" / "edge" / "layer.zst").exists():
+        pytest.skip("shared testdata not present")
+    root = _oci_layout(tmp_path)
+    s = small_scenario(
+        PullMode.LAZY, reads=0, images=(OciImageSpec(name="edge", layout=str(root), tag="edge"),)
+    )
+    image = build_images(s)["edge"]
+    (layer,) = image.layers
+    assert layer.toc is not None
+    assert set(layer.files) == {e.path for e in layer.toc.regular_files()}
+    (r,) = run_scenario(s, params=ZERO_PARAMS).records
+    assert r.ok and r.requests == 3
+    assert r.bytes_toc == 453 + 374  # manifest-position and tarsplit-position lengths
+    full = run_scenario(dataclasses.replace(s, mode=PullMode.FULL), params=ZERO_PARAMS).records[0]
+    assert full.bytes_layers == (TESTDATA / "zstdchunked-b" / "edge" / "layer.zst").stat().st_size
+
+
+def test_bad_image_is_a_recorded_error(tmp_path: Path) -> None:
+    s = small_scenario(images=(OciImageSpec(name="x", layout=str(tmp_path / "missing")),))
+    run = run_scenario(s, params=ZERO_PARAMS)
+    assert run.records == [] and "missing" in run.result.error
