@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import BinaryIO
@@ -175,7 +175,7 @@ def _raw_batch(bufs: list[bytes | memoryview], width: int) -> list[int]:
     return [int(r) for r in reg]
 
 
-def crc64_iso_many(bufs: list[bytes | memoryview]) -> list[int]:
+def crc64_iso_many(bufs: Sequence[bytes | memoryview]) -> list[int]:
     """`crc64_iso` of every buffer; small buffers of similar size share numpy lanes (many small
     files cost about as much as one file of their total size)."""
     out: list[int | None] = [None] * len(bufs)

@@ -44,7 +44,7 @@ from typing import BinaryIO, Literal
 
 import zstandard
 
-from imageformat.chunker import ChunkSpan, find_chunks
+from imageformat.chunker import ChunkSpan, find_chunks_many
 from imageformat.errors import DuplicateEntryError, UnsafePathError
 from imageformat.gojson import GO_ZERO_NS, GO_ZERO_TIME, go_string, go_time
 from imageformat.layer import MEDIA_TYPE_ZSTD, EncodedLayer
@@ -62,7 +62,8 @@ SKIPPABLE_MAGIC = b"\x50\x2a\x4d\x18"
 MAGIC_A = b"GnUlInUx"
 MAGIC_B = b"GNUlInUx"
 MANIFEST_TYPE_CRFS = 1
-_BATCH_BYTES = 16 << 20
+_BATCH_BYTES = 16 << 20  # frame inputs per compression batch
+_GROUP_BYTES = 8 << 20  # payload bytes chunked / CRC'd per numpy pass
 
 Generation = Literal["a", "b"]
 
@@ -294,46 +295,78 @@ def encode_zstd_chunked(
         sink.close()
 
 
+def _groups(members: list[TarMember]) -> Iterator[list[TarMember]]:
+    """Consecutive members holding about _GROUP_BYTES of payload: chunked and CRC'd together."""
+    group: list[TarMember] = []
+    size = 0
+    for m in members:
+        group.append(m)
+        size += m.payload_size
+        if size >= _GROUP_BYTES:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+def _check_name(m: TarMember, generation: Generation, seen: set[str]) -> None:
+    try:
+        clean = normalize_path(m.name)
+    except ValueError:
+        raise UnsafePathError(f"tar entry name {m.name!r} escapes the root") from None
+    if m.name.startswith("/"):
+        raise UnsafePathError(f"absolute tar entry name {m.name!r}")
+    if generation == "b":
+        if clean in seen:
+            raise DuplicateEntryError(f"{m.name!r} appears twice (tar-split forbids it)")
+        seen.add(clean)
+
+
 def _encode_frames(
     buf: memoryview, index: TarIndex, sink: _FrameSink, generation: Generation
 ) -> tuple[list[tuple[TarMember, _FileFrames | None]], list[bytes]]:
-    """Write every data frame (formats.md §1.4); return per-member frame facts and tar-split lines."""
+    """Write every data frame (formats.md §1.4); return per-member frame facts and tar-split lines.
+
+    Members are handled in groups: the chunk boundaries and tar-split CRCs of a group's files are
+    computed in one numpy pass each, while the worker thread compresses the previous group.
+    """
     ts_lines: list[bytes] = []
-    crc_jobs: list[tuple[int, TarMember]] = []
     seen: set[str] = set()
     meta = bytearray()
     file_frames: list[tuple[TarMember, _FileFrames | None]] = []
-    for m in index.members:
-        try:
-            clean = normalize_path(m.name)
-        except ValueError:
-            raise UnsafePathError(f"tar entry name {m.name!r} escapes the root") from None
-        if m.name.startswith("/"):
-            raise UnsafePathError(f"absolute tar entry name {m.name!r}")
-        if generation == "b":
-            if clean in seen:
-                raise DuplicateEntryError(f"{m.name!r} appears twice (tar-split forbids it)")
-            seen.add(clean)
-        raw = buf[m.header_start : m.data_start]
-        meta += raw
-        if generation == "b":
-            ts_lines.append(segment_line(raw, len(ts_lines)))
-        frames = None
-        if m.is_reg and m.payload_size > 0:
-            content = buf[m.data_start : m.payload_end]
-            if meta:
-                sink.add(bytes(meta))
-                meta = bytearray()
-            spans = find_chunks(content)
-            digest = _sha(content)
-            chunk_digests = [digest] if len(spans) == 1 else [_sha(content[s.offset : s.end]) for s in spans]
-            ids = [sink.add(content[s.offset : s.end]) for s in spans]
-            frames = _FileFrames(m, digest, spans, chunk_digests, ids)
-        if generation == "b":
-            if m.payload_size:
-                crc_jobs.append((len(ts_lines), m))
-            ts_lines.append(file_line(m.name, m.payload_size, None, len(ts_lines)))
-        file_frames.append((m, frames))
+    for group in _groups(index.members):
+        for m in group:
+            _check_name(m, generation, seen)
+        regs = [m for m in group if m.is_reg and m.payload_size > 0]
+        payloads = [buf[m.data_start : m.payload_end] for m in regs]
+        spans_of = dict(zip((id(m) for m in regs), find_chunks_many(payloads), strict=True))
+        crc_of = (
+            dict(zip((id(m) for m in regs), crc64_iso_many(payloads), strict=True))
+            if generation == "b"
+            else {}
+        )
+        del payloads
+        for m in group:
+            raw = buf[m.header_start : m.data_start]
+            meta += raw
+            if generation == "b":
+                ts_lines.append(segment_line(raw, len(ts_lines)))
+            frames = None
+            if m.is_reg and m.payload_size > 0:
+                content = buf[m.data_start : m.payload_end]
+                if meta:
+                    sink.add(bytes(meta))
+                    meta = bytearray()
+                spans = spans_of[id(m)]
+                digest = _sha(content)
+                chunk_digests = (
+                    [digest] if len(spans) == 1 else [_sha(content[s.offset : s.end]) for s in spans]
+                )
+                ids = [sink.add(content[s.offset : s.end]) for s in spans]
+                frames = _FileFrames(m, digest, spans, chunk_digests, ids)
+            if generation == "b":
+                ts_lines.append(file_line(m.name, m.payload_size, crc_of.get(id(m)), len(ts_lines)))
+            file_frames.append((m, frames))
     meta += buf[index.entries_end :]
     if meta:
         sink.add(bytes(meta))
@@ -341,11 +374,6 @@ def _encode_frames(
         ts_lines.append(segment_line(buf[index.entries_end : index.eoa_end], len(ts_lines)))
         for piece in trailing_segments(buf[index.eoa_end :], index.eoa_end):
             ts_lines.append(segment_line(piece, len(ts_lines)))
-    sink.flush()  # hand over the last frames; the CRCs below overlap their compression
-    # tar-split CRCs in one batch: many small files share numpy lanes
-    crcs = crc64_iso_many([buf[m.data_start : m.payload_end] for _, m in crc_jobs])
-    for (pos, m), crc in zip(crc_jobs, crcs, strict=True):
-        ts_lines[pos] = file_line(m.name, m.payload_size, crc, pos)
     sink.drain()  # pending frames reference `buf`: written before it goes away
     return file_frames, ts_lines
 

@@ -90,3 +90,20 @@ def test_boundaries_equal_golden_toc(name: str) -> None:
         for fname, spans in expected.items():
             data = tf.extractfile(fname).read()  # type: ignore[union-attr]
             assert [(s.offset, s.size, s.zeros) for s in find_chunks(data)] == spans, fname
+
+
+def test_many_files_at_once_equal_one_by_one() -> None:
+    from imageformat.chunker import find_chunks_many
+
+    rng = np.random.default_rng(11)
+    datas: list[bytes] = [b"", b"\0", bytes(1024), bytes(1023), b"x" + bytes(2000), bytes(2000) + b"x"]
+    for _ in range(150):
+        parts = [
+            bytes(int(rng.integers(0, 3000)))
+            if rng.integers(0, 3) == 0
+            else rng.bytes(int(rng.integers(0, 90_000)))
+            for _ in range(int(rng.integers(1, 4)))
+        ]
+        datas.append(b"".join(parts))
+    datas.append(rng.bytes(1_500_000))  # big files take the single-file path
+    assert find_chunks_many(datas) == [find_chunks(d) for d in datas]
