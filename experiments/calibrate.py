@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
 from experiments.calibration import SIM_FIELDS, FittedParams, Measurement, fit_params
-from experiments.calibration_file import write_params
+from experiments.calibration_file import DEFAULT_PARAMS_PATH, write_params
 from experiments.framework import Calibration, Experiment, Plot, RunData, RunOutput, Table
 
 
@@ -123,17 +124,19 @@ def after(runs: Sequence[RunData]) -> str:
     ms = measurements(runs)
     if not runs or not ms:
         return "calibrate: no measurements, no params file written"
-    out = str(runs[0].config.get("params_out", ""))
-    if not out:
+    target = str(runs[0].config.get("params_out", ""))
+    if not target:
         return "calibrate: params_out is empty, no params file written"
+    out = DEFAULT_PARAMS_PATH if target == "default" else Path(target)
     notes = [row["note"] for run in runs for row in run.tables.get("notes", [])]
     note = "; ".join([f"{len(ms)} measurements, experiment run {runs[0].result.key}", *notes])
-    cal = write_params(fit_params(ms), out, note=note)
+    # dated by the measurement run, so a cache hit rewrites the same bytes (the same digest)
+    cal = write_params(fit_params(ms), out, note=note, created_utc=runs[0].result.finished_utc)
     return f"calibrate: wrote {out} ({len(ms)} measurements), calibration digest {cal.digest}"
 
 
 BASE: Mapping[str, Any] = {
-    "params_out": "experiments/params/default.toml",
+    "params_out": "default",  # experiments/params/default.toml; else a path (relative to the cwd)
     "links": {"bandwidths_bytes_per_s": [1.25e6, 1.25e7, 1.25e8], "rtts_s": [0.001, 0.05], "requests": 24,
               "max_transfer_s": 1.0, "max_ranges": 8, "blob_bytes": 8 << 20},
     "decode": {"samples": 40, "max_bytes": 4 << 20},

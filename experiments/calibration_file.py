@@ -126,9 +126,11 @@ def loads_params(text: str, where: str = "params file") -> FittedParams:
     return FittedParams(**kw, fit=fit)
 
 
-def write_params(params: FittedParams, path: str | Path, *, note: str = "") -> Calibration:
-    """Write the file and return the Calibration (digest of the bytes written) for it."""
-    text = dumps_params(params, note=note)
+def write_params(params: FittedParams, path: str | Path, *, note: str = "", created_utc: str | None = None,
+                 machine: str | None = None) -> Calibration:
+    """Write the file and return the Calibration (digest of the bytes written) for it. Pass the
+    measurements' time as `created_utc` so rewriting from the same measurements is a no-op."""
+    text = dumps_params(params, note=note, created_utc=created_utc, machine=machine)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

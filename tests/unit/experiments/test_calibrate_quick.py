@@ -43,6 +43,9 @@ def test_quick_calibration_measures_fits_and_writes_params(tmp_path):
 
     cal = load_calibration(tmp_path / "params.toml")
     assert cal.digest in s.message
+    again = run_sweep(exp, results_dir=tmp_path / "results", progress=False)
+    # a cache hit rewrites the same bytes: re-running calibrate does not invalidate calibrated runs
+    assert again.cached == 1 and load_calibration(tmp_path / "params.toml").digest == cal.digest
     assert cal.params.fit["request_overhead_s"].fitted and cal.params.fit["bandwidth_efficiency"].n == 40
     assert 0 < cal.params.bandwidth_efficiency <= 1.5
     sim_params = pytest.importorskip("sim.params")
