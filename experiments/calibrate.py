@@ -149,6 +149,7 @@ EXPERIMENT = Experiment(
     description="Measure this machine (emulator against registry_mock over shaped loopback links, FUSE, "
                 "decoders, extraction) and fit the simulator's CalibratedParams.",
     run=run_calibration, base=BASE, replications=1, uses_calibration=False, max_parallel=1,
+    code_packages=("emulator", "registry_mock", "imageformat", "startup"),
     tabulate=tabulate, plot=plot, after=after,
     quick_overrides={"params_out": "results/calibrate/params-quick.toml",
                      "links.bandwidths_bytes_per_s": [1.25e7, 1.25e8], "links.rtts_s": [0.001, 0.02],

@@ -50,4 +50,5 @@ EXPERIMENT = Experiment(
     factors={"mode": ["full", "partial", "lazy", "lazy-prefetch"], "cluster.rtt_s": [0.001, 0.05]},
     replications=3, tabulate=tabulate, plot=plot,
     quick_factors={"mode": ["full", "lazy"], "cluster.rtt_s": [0.001]}, quick_replications=1,
+    code_packages=("sim", "startup", "imageformat"),  # an emulator edit does not invalidate these runs
 )
