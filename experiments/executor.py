@@ -59,7 +59,7 @@ def execute_task(task: RunTask) -> TaskOutcome:
             if not isinstance(r, StartupRecord):
                 raise TypeError(f"run returned a {type(r).__name__}, expected StartupRecord rows")
         tables = {name: [dict(row) for row in rows] for name, rows in out.tables.items()}
-    except Exception as e:  # a failed run is a result, not a crash of the sweep
+    except (Exception, SystemExit) as e:  # a failed run is a result, not a crash of the sweep
         return _failed(task, f"{type(e).__name__}: {e}", traceback.format_exc(), time.perf_counter() - t0)
     wall_s = time.perf_counter() - t0
     result = RunResult(
