@@ -26,6 +26,7 @@ HEADER_FRAME_BYTES = 110  # a compressed tar header frame (zstd:chunked) / gzip 
 TOC_BYTES_PER_ENTRY = 90  # compressed TOC JSON per file entry (measured order on skopeo output)
 TOC_BYTES_PER_CHUNK = 45  # compressed TOC JSON per extra chunk entry
 TARSPLIT_BYTES_PER_ENTRY = 60
+NOT_CONTENT = frozenset({".prefetch.landmark", ".no.prefetch.landmark", "stargz.index.json"})
 FOOTER_BYTES = {LayerFormat.ZSTD_CHUNKED: 72, LayerFormat.ESTARGZ: 51}
 
 
@@ -188,7 +189,7 @@ class SimLayer:
             entries += 1
             base = posixpath.basename(e.path)
             if base.startswith(".wh.") and base != ".wh..wh..opq":
-                whiteouts.append(posixpath.join(posixpath.dirname(e.path), base[4:]).lstrip("./") or ".")
+                whiteouts.append(posixpath.join(posixpath.dirname(e.path), base[4:]))
                 continue
             if e.type is not EntryType.REG:
                 continue
@@ -252,8 +253,11 @@ class SimImage:
         self.paths = view
 
     def regular_files(self) -> list[tuple[str, int]]:
-        """(path, size) of the merged view, in layer then archive order."""
-        return [(p, f.size) for p, (_, f) in self.paths.items()]
+        """(path, size) of the merged view's regular files sorted by path, landmarks and the
+        eStargz TOC entry left out — the list both engines give the trace generator."""
+        return sorted(
+            (p, f.size) for p, (_, f) in self.paths.items() if posixpath.basename(p) not in NOT_CONTENT
+        )
 
     @property
     def blob_bytes(self) -> int:

@@ -38,6 +38,7 @@ from startup.scenario import (
     SyntheticLayerSpec,
     ToggleSpec,
 )
+from startup.tracegen import image_trace_seeds
 
 
 @dataclass
@@ -87,9 +88,12 @@ def arrival_times(
     if isinstance(a, RolloutArrivals):
         return [(a.at_s + k * a.stagger_s, k % n) for k in range(a.replicas)]
     if isinstance(a, PoissonArrivals):
-        gaps = rng.exponential(1.0 / a.rate_per_s, size=a.pods)
-        times = a.at_s + np.cumsum(gaps)
-        return [(float(t), k % n) for k, t in enumerate(times)]
+        out: list[tuple[float, int]] = []
+        t = a.at_s
+        for k in range(a.pods):  # one draw at a time, summed in order: the emulator's schedule exactly
+            t += float(rng.exponential(1.0 / a.rate_per_s))
+            out.append((t, k % n))
+        return out
     if isinstance(a, RecordedArrivals):
         return [(t, k % n) for k, t in enumerate(sorted(a.times_s))]
     if isinstance(a, PerNodeArrivals):
@@ -114,14 +118,14 @@ def build_world(
 ) -> World:
     env = simpy.Environment()
     ss = np.random.SeedSequence(scenario.seed)
-    seed_arrivals, seed_traces = ss.spawn(2)
+    (seed_arrivals,) = ss.spawn(1)  # child 0: arrivals; children 1..n: image traces (sorted names)
     images = build_images(scenario)
     pull = scenario.pull
-    trace_seeds = seed_traces.spawn(len(scenario.images))
+    trace_seeds = image_trace_seeds(scenario.seed, images)
     traces = {}
-    for spec, tseed in zip(scenario.images, trace_seeds, strict=True):
+    for spec in scenario.images:
         sim_image = images[spec.name]
-        trace = build_trace(scenario.workload, sim_image, tseed, scenario.resolve_path)
+        trace = build_trace(scenario.workload, sim_image, trace_seeds[spec.name], scenario.resolve_path)
         traces[spec.name] = compile_trace(trace, sim_image, params, pull.lazy_granularity, pull.block_bytes)
     ctx = SimContext(env=env, params=params, pull=pull, images=images, traces=traces)
 
@@ -164,7 +168,7 @@ def build_world(
     per_node: dict[int, list[tuple[float, str, str]]] = {}
     for k, (t, i) in enumerate(arrivals):
         per_node.setdefault(i, []).append(
-            (max(t, join_s[i]), image_names[k % len(image_names)], f"pod-{k:06d}")
+            (max(t, join_s[i]), image_names[k % len(image_names)], f"pod-{k:05d}")
         )
 
     use_cohorts, note = cohorts_allowed(scenario)
@@ -181,7 +185,7 @@ def build_world(
     for members in groups.values():
         i0 = members[0]
         endpoint = i0 % len(registries)
-        names = [f"node-{i:05d}" for i in members]
+        names = [f"node-{i:03d}" for i in members]
         link = net.link(
             names[0],
             cl.link_bandwidth_bytes_per_s * params.bandwidth_efficiency,

@@ -10,7 +10,7 @@ coin flip). Deterministic in (files, spec, seed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -77,3 +77,14 @@ def synthetic_trace(
             length = min(length, size - off)
         ops.append(TraceOp(op=Op.READ, path=path, offset=off, length=length, think_s=spec.think_s))
     return Trace(name=name, image=image, ops=tuple(ops))
+
+
+def image_trace_seeds(seed: int, image_names: Iterable[str]) -> dict[str, np.random.SeedSequence]:
+    """The seed of each image's synthetic trace, shared by both engines.
+
+    Children 1..n of `SeedSequence(seed)` go to the image names in sorted order (child 0 is the
+    arrival process's), so an image's trace does not depend on the order images are listed in.
+    """
+    names = sorted(set(image_names))
+    children = np.random.SeedSequence(seed).spawn(len(names) + 1)[1:]
+    return dict(zip(names, children, strict=True))

@@ -19,6 +19,7 @@ from startup.scenario import (
     ClusterSpec,
     EmptyWorkload,
     OciImageSpec,
+    PoissonArrivals,
     PullSpec,
     RateLimitSpec,
     RegistrySpec,
@@ -276,3 +277,25 @@ def test_bad_image_is_a_recorded_error(tmp_path: Path) -> None:
     s = small_scenario(images=(OciImageSpec(name="x", layout=str(tmp_path / "missing")),))
     run = run_scenario(s, params=ZERO_PARAMS)
     assert run.records == [] and "missing" in run.result.error
+
+
+def test_traces_and_schedule_match_the_emulator_conventions() -> None:
+    """Same scenario -> same pod names, nodes, times and traces in both engines (row-for-row joins)."""
+    cluster = pytest.importorskip("emulator.cluster")
+    from sim.scenarios import build_world
+
+    imgs = tuple(
+        SyntheticImageSpec(name=n, layers=(SyntheticLayerSpec(name=f"L-{n}", files=30, total_bytes=500_000),))
+        for n in ("zeta", "alpha")
+    )
+    s = small_scenario(
+        PullMode.LAZY, images=imgs, nodes=3, arrivals=PoissonArrivals(pods=7, rate_per_s=3.0, at_s=0.25)
+    )
+    world = build_world(s, ZERO_PARAMS)
+    files = {name: img.regular_files() for name, img in world.ctx.images.items()}
+    emulated = cluster.workload_traces(s, files)
+    for name, compiled in world.ctx.traces.items():
+        assert compiled.trace == emulated[name]
+    sim_rows = sorted((p.submitted_s, node.name, p.pod, p.image) for node, p in world.pods)
+    emu_rows = sorted((a.at_s, f"node-{a.node:03d}", a.pod, a.image) for a in cluster.schedule(s))
+    assert sim_rows == emu_rows
