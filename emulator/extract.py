@@ -16,6 +16,7 @@ import posixpath
 import shutil
 import stat
 import tarfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,37 +156,104 @@ _TAR_KINDS = {
 
 
 def extract_layer_blob(blob_path: Path, compression: Compression, writer: RootWriter) -> tuple[str, int]:
-    """Decompress and extract one layer blob; returns (diff_id of the stream, bytes written)."""
+    """Decompress and extract one layer blob file; returns (diff_id of the stream, bytes written)."""
+    with open(blob_path, "rb") as raw:
+        return extract_layer_stream(raw, compression, writer)
+
+
+def extract_layer_stream(raw: BinaryIO, compression: Compression, writer: RootWriter) -> tuple[str, int]:
+    """Decompress and extract a layer read sequentially from `raw`; returns (diff_id, bytes written)."""
     written = 0
     writer.begin_layer()
-    with open(blob_path, "rb") as raw:
-        reader = DecompressedReader(compression, raw)
-        buffered = io.BufferedReader(reader, COPY_BYTES)
-        try:
-            with tarfile.open(fileobj=buffered, mode="r|") as tf:
-                for ti in tf:
-                    kind = _TAR_KINDS.get(ti.type)
-                    if kind is None:
-                        raise ExtractError(f"unsupported tar member type {ti.type!r} for {ti.name!r}")
-                    src = tf.extractfile(ti) if kind is EntryType.REG else None
+    reader = DecompressedReader(compression, raw)
+    buffered = io.BufferedReader(reader, COPY_BYTES)
+    try:
+        with tarfile.open(fileobj=buffered, mode="r|") as tf:
+            for ti in tf:
+                kind = _TAR_KINDS.get(ti.type)
+                if kind is None:
+                    raise ExtractError(f"unsupported tar member type {ti.type!r} for {ti.name!r}")
+                src = tf.extractfile(ti) if kind is EntryType.REG else None
 
-                    def write(fh: BinaryIO, src: IO[bytes] | None = src) -> None:
-                        if src is not None:
-                            shutil.copyfileobj(src, fh, COPY_BYTES)
+                def write(fh: BinaryIO, src: IO[bytes] | None = src) -> None:
+                    if src is not None:
+                        shutil.copyfileobj(src, fh, COPY_BYTES)
 
-                    writer.apply(
-                        ti.name,
-                        kind,
-                        mode=ti.mode,
-                        uid=ti.uid,
-                        gid=ti.gid,
-                        mtime_s=float(ti.mtime),
-                        link_name=ti.linkname,
-                        dev=(ti.devmajor, ti.devminor),
-                        write=write,
-                    )
-                    written += ti.size if kind is EntryType.REG else 0
-        except tarfile.TarError as e:
-            raise ExtractError(f"layer {blob_path.name}: {e}") from None
-        reader.drain()
+                writer.apply(
+                    ti.name,
+                    kind,
+                    mode=ti.mode,
+                    uid=ti.uid,
+                    gid=ti.gid,
+                    mtime_s=float(ti.mtime),
+                    link_name=ti.linkname,
+                    dev=(ti.devmajor, ti.devminor),
+                    write=write,
+                )
+                written += ti.size if kind is EntryType.REG else 0
+    except tarfile.TarError as e:
+        raise ExtractError(f"layer stream: {e}") from None
+    reader.drain()
     return reader.digest(), written
+
+
+class DownloadRestarted(Exception):
+    """The download being extracted restarted from byte 0 (a retry): extract again from the file."""
+
+
+class GrowingFile(io.RawIOBase):
+    """Sequential reads of a file another task is still writing (download and extraction overlap,
+    as containers/image does): a read at the current end waits for more bytes or the end."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY)
+        self._cond = threading.Condition()
+        self._written = 0
+        self._pos = 0
+        self._done = False
+        self._error: str | None = None
+        self._restarted = False
+
+    def readable(self) -> bool:
+        return True
+
+    # -- writer side (event loop) -------------------------------------------------------------
+    def wrote(self, n: int) -> None:
+        with self._cond:
+            self._written += n
+            self._cond.notify_all()
+
+    def restart(self) -> None:
+        with self._cond:
+            self._restarted = True
+            self._written = 0
+            self._cond.notify_all()
+
+    def finish(self, error: str | None = None) -> None:
+        with self._cond:
+            self._done = True
+            self._error = error
+            self._cond.notify_all()
+
+    # -- reader side (extraction thread) ------------------------------------------------------
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        with self._cond:
+            while self._pos >= self._written and not self._done and not self._restarted:
+                self._cond.wait()
+            if self._restarted:
+                raise DownloadRestarted()
+            if self._error is not None:
+                raise ExtractError(f"download failed: {self._error}")
+            avail = self._written - self._pos
+        if avail <= 0:
+            return 0
+        data = os.pread(self._fd, min(len(b), avail), self._pos)
+        b[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()

@@ -23,12 +23,18 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 from emulator.client import LayerDescriptor, ResolvedImage
 from emulator.counters import POD_COUNTERS, Counters, Purpose
 from emulator.errors import EmulatorError, VerificationError
-from emulator.extract import RootWriter, extract_layer_blob
+from emulator.extract import (
+    DownloadRestarted,
+    GrowingFile,
+    RootWriter,
+    extract_layer_blob,
+    extract_layer_stream,
+)
 from emulator.lazyview import open_store
 from emulator.node import EmulatedNode
 from emulator.prefetch import BackgroundFetcher, prefetch
@@ -215,30 +221,29 @@ async def _quiet(coro: Coroutine[Any, Any, Any]) -> None:
 
 
 # -- full ---------------------------------------------------------------------------------------
-async def _download(node: EmulatedNode, ref: ImageReference, layer: LayerDescriptor, dest: Path) -> int:
-    with open(dest, "wb") as fh:
+async def _download(
+    node: EmulatedNode, ref: ImageReference, layer: LayerDescriptor, dest: Path, growing: GrowingFile
+) -> int:
+    """Stream the blob into `dest` (verified at the end), telling `growing` as bytes land."""
+    try:
+        with open(dest, "r+b", buffering=0) as fh:
 
-        async def sink(data: bytes) -> None:
-            fh.write(data)
+            async def sink(data: bytes) -> None:
+                fh.write(data)
+                growing.wrote(len(data))
 
-        async def restart() -> None:
-            fh.seek(0)
-            fh.truncate()
+            async def restart() -> None:
+                fh.seek(0)
+                fh.truncate()
+                growing.restart()
 
-        with timed(node.recorder, "blob_get", layer=layer.digest) as t:
-            t.nbytes = await node.client.stream_blob(ref, layer.digest, sink, restart=restart)
+            with timed(node.recorder, "blob_get", layer=layer.digest) as t:
+                t.nbytes = await node.client.stream_blob(ref, layer.digest, sink, restart=restart)
+    except BaseException as e:
+        growing.finish(error=f"{type(e).__name__}: {e}")
+        raise
+    growing.finish()
     return t.nbytes
-
-
-async def _extract(node: EmulatedNode, blob: Path, layer: LayerDescriptor, writer: RootWriter) -> None:
-    with timed(node.recorder, "extract", layer=layer.digest) as t:
-        diff_id, t.nbytes = await asyncio.to_thread(
-            extract_layer_blob, blob, compression_of(layer.media_type), writer
-        )
-    if layer.diff_id and diff_id != layer.diff_id:
-        raise VerificationError(
-            f"layer {layer.digest[:19]}: uncompressed digest {diff_id} != diff_id {layer.diff_id}"
-        )
 
 
 async def _pull_full(
@@ -250,33 +255,53 @@ async def _pull_full(
     only: set[int] | None = None,
     writer: RootWriter | None = None,
 ) -> Path:
-    writer = writer or RootWriter(node.new_root(f"full-{ref.repository}"))
+    """Downloads run ahead (at most max_parallel_layers at once); each layer is extracted, in
+    order, while its bytes arrive; its digest and diff_id are checked before the pull counts."""
+    root_writer = writer or RootWriter(node.new_root(f"full-{ref.repository}"))
     blobs = node.work_dir / "blobs"
     blobs.mkdir(exist_ok=True)
     sem = asyncio.Semaphore(pull.max_parallel_layers)
     indices = [i for i in range(len(image.layers)) if only is None or i in only]
+    paths = {i: blobs / f"{image.layers[i].digest.split(':')[1]}.{id(root_writer)}.part" for i in indices}
+    for path in paths.values():
+        path.touch()
+    growing = {i: GrowingFile(paths[i]) for i in indices}
 
-    async def get(i: int) -> Path:
-        layer = image.layers[i]
-        dest = blobs / f"{layer.digest.split(':')[1]}.{id(writer)}.part"
+    async def get(i: int) -> None:
         async with sem:
-            p.bytes_layers += await _download(node, ref, layer, dest)
+            p.bytes_layers += await _download(node, ref, image.layers[i], paths[i], growing[i])
             p.requests += 1
-        return dest
 
     tasks = {i: asyncio.create_task(get(i)) for i in indices}
     try:
         for i in indices:  # extraction is ordered: a layer applies on top of the ones below
-            blob = await tasks[i]
-            try:
-                await _extract(node, blob, image.layers[i], writer)
-            finally:
-                blob.unlink(missing_ok=True)
+            layer = image.layers[i]
+            compression = compression_of(layer.media_type)
+            with timed(node.recorder, "extract", layer=layer.digest) as t:
+                try:
+                    stream = cast(BinaryIO, growing[i])
+                    diff_id, t.nbytes = await asyncio.to_thread(
+                        extract_layer_stream, stream, compression, root_writer
+                    )
+                    await tasks[i]
+                except DownloadRestarted:  # a retried download: extract again from the complete file
+                    await tasks[i]
+                    diff_id, t.nbytes = await asyncio.to_thread(
+                        extract_layer_blob, paths[i], compression, root_writer
+                    )
+            if layer.diff_id and diff_id != layer.diff_id:
+                raise VerificationError(
+                    f"layer {layer.digest[:19]}: uncompressed digest {diff_id} != diff_id {layer.diff_id}"
+                )
     finally:
-        for t in tasks.values():
-            t.cancel()
+        for task in tasks.values():
+            task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
-    return writer.root
+        for i in indices:
+            growing[i].finish(error="pull abandoned")
+            growing[i].close()
+            paths[i].unlink(missing_ok=True)
+    return root_writer.root
 
 
 # -- partial ------------------------------------------------------------------------------------

@@ -100,3 +100,61 @@ def test_fault_mode(
             with open_lazy_view(f"{clean.address}/{repo_tag}", opts) as view:
                 for path, off, n in _reads(files):
                     assert view.read(path, off, n) == files[path][off : off + n]
+
+
+@pytest.mark.parametrize("mode", ["full", "partial"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        FaultKind.ERROR_5XX,
+        FaultKind.RESET,
+        FaultKind.TRUNCATE,
+        FaultKind.RANGE_IGNORE,
+        FaultKind.MULTIRANGE_400,
+        FaultKind.RANGE_MERGE,
+        FaultKind.REDIRECT,
+        FaultKind.CORRUPT,
+    ],
+    ids=lambda k: k.value,
+)
+async def test_full_and_partial_under_faults(
+    mock_images: MockImages, tmp_path: Path, mode: str, kind: FaultKind
+) -> None:
+    """A full or partial pull under a fault: the start succeeds with the right bytes, or its record says
+    why it failed; a corrupting registry never yields a successful start with wrong content."""
+    from emulator.modes import StartSpec, run_start_detailed
+    from emulator.node import EmulatedNode
+    from emulator.reference import parse_reference
+    from registry_mock.app import start_registry
+    from startup.modes import PullMode
+    from startup.trace import Op, Trace, TraceOp
+
+    seed = 1
+    files = mock_images.files(seed)
+    names = sorted(n for n, d in files.items() if d)[::7]
+    trace = Trace.of([TraceOp(op=Op.READ, path=n, offset=0, length=1 << 30) for n in names])
+    expected = __import__("hashlib").sha256(b"".join(files[n] for n in names)).hexdigest()
+    fields = (
+        {"fraction": 0.3}
+        if kind in (FaultKind.ERROR_5XX, FaultKind.RESET, FaultKind.TRUNCATE, FaultKind.CORRUPT)
+        else {}
+    )
+    spec = RegistrySpec(faults=FaultSpec(seed=3, rules=(FaultRule(kind=kind, repo="lab/*", **fields),)))
+    fmt = "zstd:chunked" if (seed, "zstd:chunked") in mock_images.refs else "estargz"
+    async with await start_registry(spec, storage=mock_images.storage) as reg:
+        node = EmulatedNode("n", tmp_path / "node", client_options=FAST_RETRY)
+        try:
+            res = await run_start_detailed(
+                node,
+                parse_reference(f"{reg.address}/{mock_images.refs[(seed, fmt)]}"),
+                StartSpec(mode=PullMode(mode), trace=trace),
+            )
+        finally:
+            await node.close()
+        if not fields:  # deterministic kinds: the fault did happen (fractional ones may miss 3 requests)
+            assert reg.state.faults.fired[kind.value] > 0
+    if res.record.ok:
+        assert res.replay is not None and res.replay.digest == "sha256:" + expected
+    else:
+        assert kind is FaultKind.CORRUPT, res.record.error
+        assert res.record.error
