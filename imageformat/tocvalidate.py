@@ -101,6 +101,8 @@ def validate_toc(toc: Toc, blob_size: int | None = None) -> None:
                 )
             if c.compressed.overlaps(toc.toc_range):
                 raise TocError(f"{e.name!r}: chunk range {c.compressed} overlaps the TOC {toc.toc_range}")
+            if toc.tar_split_range is not None and c.compressed.overlaps(toc.tar_split_range):
+                raise TocError(f"{e.name!r}: chunk range {c.compressed} overlaps the tar-split")
             ranges.append((c.compressed, c.inner_offset, e.name))
             if len(ranges) > MAX_CHUNKS:
                 raise TocTooLargeError(f"more than {MAX_CHUNKS} chunks")
