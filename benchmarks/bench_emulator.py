@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +36,7 @@ from emulator.reference import parse_reference  # noqa: E402
 from emulator.store import Granularity, StoreOptions  # noqa: E402
 from imageformat.build import build_image  # noqa: E402
 from imageformat.sampletree import write_sample_tree  # noqa: E402
-from registry_mock.app import running_registry, start_registry  # noqa: E402
+from registry_mock.app import start_registry  # noqa: E402
 from registry_mock.config import LinkSpec, RegistrySpec  # noqa: E402
 from registry_mock.importer import import_oci_layout  # noqa: E402
 from registry_mock.storage import MemoryStorage  # noqa: E402
@@ -51,19 +54,49 @@ def build(tmp: Path) -> tuple[MemoryStorage, dict[str, int]]:
     storage = MemoryStorage()
     build_image(tree, tmp / "oci", "v1", "zstd:chunked")
     import_oci_layout(tmp / "oci", "bench/app", "v1", storage)
+    import_oci_layout(tmp / "oci", "bench/app", "v1", tmp / "regroot")
     return storage, {"small": 2400, "big": 24 << 20}
 
 
-def cold_small_read(
-    storage: MemoryStorage, bw: float, rtt: float, reps: int
-) -> tuple[float, float, float, int]:
+_SERVE = """
+import asyncio, sys
+from registry_mock.app import start_registry
+from registry_mock.config import LinkSpec, RegistrySpec
+from registry_mock.disk import DiskStorage
+
+async def main():
+    bw, rtt, root, log = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+    spec = RegistrySpec(link=LinkSpec(bandwidth_bytes_per_s=bw, latency_s=rtt), access_log=log)
+    reg = await start_registry(spec, storage=DiskStorage(root))
+    print(reg.address, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def registry_process(root: Path, bw: float, rtt: float, log: Path) -> Iterator[str]:
+    """registry_mock in its own process (no GIL shared with the client); yields host:port."""
+    log.unlink(missing_ok=True)
+    cmd = [sys.executable, "-c", _SERVE, str(bw), str(rtt), str(root), str(log)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def cold_small_read(storage: Path, bw: float, rtt: float, reps: int) -> tuple[float, float, float, int]:
     """(median measured s, ideal s, median server time s, bytes) of one cold read of etc/small.conf.
 
-    The registry runs on its own thread and loop (registry_mock.running_registry)."""
-    link = LinkSpec(bandwidth_bytes_per_s=bw, latency_s=rtt)
+    The registry runs in its own process (`lazylab registry serve`)."""
     measured, ideal, server, nbytes = [], [], [], 0
-    with running_registry(RegistrySpec(link=link), storage=storage) as reg:
-        ref = parse_reference(f"{reg.address}/bench/app:v1")
+    log = storage / "access.jsonl"
+    with registry_process(storage / "regroot", bw, rtt, log) as address:
+        ref = parse_reference(f"{address}/bench/app:v1")
 
         async def once() -> tuple[float, int]:
             async with RegistryClient() as client:
@@ -79,7 +112,7 @@ def cold_small_read(
             dt, nbytes = asyncio.run(once())
             measured.append(dt)
             ideal.append(rtt + nbytes / bw)
-            server.append(float(reg.records[-1]["duration_s"]))
+            server.append(float(json.loads(log.read_text().splitlines()[-1])["duration_s"]))
     return (
         statistics.median(measured),
         min(measured),
@@ -183,7 +216,7 @@ def main() -> None:
         )
         for bw_mbit in (10, 100, 1000):
             for rtt_ms in (1, 10, 100):
-                m, lo, i, srv, n = cold_small_read(storage, bw_mbit * MBIT, rtt_ms / 1e3, reps)
+                m, lo, i, srv, n = cold_small_read(tmp, bw_mbit * MBIT, rtt_ms / 1e3, reps)
                 print(
                     f"   {bw_mbit:>5} Mb/s {rtt_ms:>4} ms {n:>6} {m * 1e3:>7.2f}ms {lo * 1e3:>7.2f}ms "
                     f"{i * 1e3:>7.2f}ms {m / i:>6.3f} {lo / i:>9.3f} {srv * 1e3:>7.2f}ms "
