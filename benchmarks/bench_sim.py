@@ -115,7 +115,8 @@ def main() -> None:
         eps = r["events"] / r["wall_s"]
         print(
             f"{n:>7} {r['events']:>10,.0f} {r['wall_s']:>8.2f} {eps:>10,.0f} "
-            f"{eps / r['ceiling_events_per_s']:>10.2f} {1e6 * r['wall_s'] / (n * 500):>15.1f} {r['rss_mib']:>8.0f}"
+            f"{eps / r['ceiling_events_per_s']:>10.2f} {1e6 * r['wall_s'] / (n * 500):>15.1f} "
+            f"{r['rss_mib']:>8.0f}"
         )
     print()
     print("goal: lazy rollout of a 1 GiB image, 2,000-read trace (identical nodes -> one exact cohort)")
