@@ -299,3 +299,24 @@ def test_traces_and_schedule_match_the_emulator_conventions() -> None:
     sim_rows = sorted((p.submitted_s, node.name, p.pod, p.image) for node, p in world.pods)
     emu_rows = sorted((a.at_s, f"node-{a.node:03d}", a.pod, a.image) for a in cluster.schedule(s))
     assert sim_rows == emu_rows
+
+
+def test_recorded_trace_workload_relative_to_the_scenario(tmp_path: Path) -> None:
+    from startup.scenario import TraceWorkload
+    from startup.trace import Op, Trace, TraceOp
+
+    s = small_scenario(PullMode.LAZY, reads=0, layers=1)
+    path, f = build_images(s)["img"].regular_files()[3]
+    trace = Trace.of(
+        [
+            TraceOp(op=Op.STAT, path=path),
+            TraceOp(op=Op.READ, path=path, offset=0, length=f),
+            TraceOp(op=Op.READ, path="not/there", length=10),
+        ]
+    )
+    trace.save(tmp_path / "t.jsonl")
+    s = dataclasses.replace(s, workload=TraceWorkload(path="t.jsonl"), base_dir=str(tmp_path))
+    (r,) = run_scenario(s, params=ZERO_PARAMS).records
+    assert r.ok and r.fuse_ops == 3 and r.cache_misses == 1 and r.bytes_on_demand > 0
+    missing = dataclasses.replace(s, workload=TraceWorkload(path="nope.jsonl"))
+    assert "cannot read trace" in run_scenario(missing, params=ZERO_PARAMS).result.error
