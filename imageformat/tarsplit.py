@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import io
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -270,6 +272,56 @@ def tar_size(records: Iterable[TarSplitRecord]) -> int:
     return sum(len(r.payload or b"") if r.type == SEGMENT else r.size for r in records)
 
 
+class TarSplitView(io.RawIOBase):
+    """The tar a tar-split describes, as a seekable file whose file contents read as zeros.
+
+    Enough for `imageformat.tarscan` to re-derive every header (all header bytes are real)
+    without having any file content at hand.
+    """
+
+    def __init__(self, records: Sequence[TarSplitRecord]) -> None:
+        self._starts: list[int] = []
+        self._pieces: list[bytes | int] = []  # segment bytes, or a length of file content
+        pos = 0
+        for r in records:
+            piece: bytes | int = (r.payload or b"") if r.type == SEGMENT else r.size
+            length = len(piece) if isinstance(piece, bytes) else piece
+            if length:
+                self._starts.append(pos)
+                self._pieces.append(piece)
+                pos += length
+        self._size = pos
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._pos + size)
+        out = bytearray()
+        k = max(0, bisect.bisect_right(self._starts, self._pos) - 1)
+        while self._pos < end and k < len(self._pieces):
+            piece, start = self._pieces[k], self._starts[k]
+            length = len(piece) if isinstance(piece, bytes) else piece
+            lo, hi = self._pos - start, min(length, end - start)
+            if lo < hi:
+                out += piece[lo:hi] if isinstance(piece, bytes) else bytes(hi - lo)
+                self._pos = start + hi
+            k += 1
+        return bytes(out)
+
+
 def reassemble_tar(
     records: Iterable[TarSplitRecord],
     content: Callable[[TarSplitRecord], bytes],
@@ -302,6 +354,7 @@ __all__ = [
     "FILE",
     "SEGMENT",
     "TarSplitRecord",
+    "TarSplitView",
     "crc64_iso",
     "crc64_iso_many",
     "file_line",

@@ -14,8 +14,8 @@ Public API (sans-IO: the caller fetches the byte ranges it is told to):
     decode_toc_json(location, toc_bytes, *, expected_digest=None) -> bytes
         The verified, decompressed TOC JSON bytes.
     load_tar_split(toc, tar_split_bytes, *, uncompressed_size=None) -> list[TarSplitRecord]
-        Authenticate the tar-split with `toc.tar_split_digest`, decode it, and check that it
-        names exactly the TOC's entries.
+        Authenticate the tar-split with `toc.tar_split_digest`, decode it, and check that its tar
+        headers describe exactly the TOC's entries (check_tar_split_headers).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from imageformat.errors import (
     DecompressionBombError,
     DuplicateEntryError,
     FooterError,
+    FormatError,
     TocDigestError,
     TocError,
     TocTooLargeError,
@@ -44,7 +45,8 @@ from imageformat.errors import (
     UnsafePathError,
 )
 from imageformat.gojson import GO_ZERO_NS, parse_go_time
-from imageformat.tarsplit import FILE, TarSplitRecord, parse_tar_split
+from imageformat.tarscan import scan_tar
+from imageformat.tarsplit import FILE, TarSplitRecord, TarSplitView, parse_tar_split
 from imageformat.toc import (
     Chunk,
     ChunkKind,
@@ -403,7 +405,30 @@ def load_tar_split(
     for r, ent in zip(files, toc.entries, strict=True):
         if ent.type is EntryType.REG and r.size != ent.size:
             raise TocError(f"{ent.name!r}: tar-split size {r.size} != TOC size {ent.size}")
+    check_tar_split_headers(toc, records)
     return records
+
+
+def _absent_if_zero(ns: int | None) -> int | None:
+    return None if ns in (None, 0, GO_ZERO_NS) else ns
+
+
+def check_tar_split_headers(toc: Toc, records: list[TarSplitRecord]) -> None:
+    """The tar headers the tar-split carries describe exactly the TOC's entries (formats.md §1.11
+    item 4, what c/storage >= 1.55 checks): type, link, mode, ids, size, devices, xattrs, mtime."""
+    try:
+        members = scan_tar(TarSplitView(records)).members  # type: ignore[arg-type]
+    except FormatError as err:
+        raise TocError(f"the tar-split does not describe a valid tar: {err}") from None
+    if len(members) != len(toc.entries):
+        raise TocError(f"the tar-split holds {len(members)} tar entries, the TOC {len(toc.entries)}")
+    for m, e in zip(members, toc.entries, strict=True):
+        theirs = (m.name, m.type_name, m.linkname, m.mode, m.uid, m.gid, m.devmajor, m.devminor)
+        ours = (e.name, e.type.value, e.link_name, e.mode, e.uid, e.gid, e.dev_major, e.dev_minor)
+        if theirs != ours or dict(m.xattrs) != dict(e.xattrs) or (e.is_reg and m.size != e.size):
+            raise TocError(f"{e.name!r}: the tar-split header disagrees with the TOC entry")
+        if _absent_if_zero(m.mtime_ns) != e.mtime_ns:
+            raise TocError(f"{e.name!r}: the tar-split mtime disagrees with the TOC")
 
 
 def _decompress_upto(data: bytes, cap: int) -> bytes:

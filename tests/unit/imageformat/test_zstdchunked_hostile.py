@@ -145,3 +145,29 @@ def test_56_byte_footer_is_sniffed() -> None:
     assert loc56.footer_size == 56 and loc56.toc == loc.toc
     toc = parse_zstd_chunked_toc(loc56, blob56[loc56.toc.start : loc56.toc.stop], blob_size=len(blob56))
     assert [e.path for e in toc.entries] == ["split-at-eof", "split-before-hole"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"mode": 0o700},
+        {"uid": 5},
+        {"link_name": "elsewhere"},
+        {"mtime_ns": 1},
+        {"xattrs": {"user.x": b"1"}},
+    ],
+)
+def test_toc_metadata_that_disagrees_with_the_tar_split_headers(change: dict) -> None:  # type: ignore[type-arg]
+    import dataclasses
+
+    v = vector("b/rich")
+    blob = v.blob
+    loc, toc = parse(blob, v.annotations)
+    assert loc.tar_split is not None
+    ts = blob[loc.tar_split.start : loc.tar_split.stop]
+    load_tar_split(toc, ts)  # the authentic pair agrees
+    k = next(i for i, e in enumerate(toc.entries) if e.name == "etc/link-to-hello")
+    entries = list(toc.entries)
+    entries[k] = dataclasses.replace(entries[k], **change)
+    with pytest.raises(TocError, match="disagrees"):
+        load_tar_split(dataclasses.replace(toc, entries=tuple(entries)), ts)
