@@ -22,7 +22,7 @@ from sim.run import SimRun, run_scenario, write_run
 from startup.metrics import MeanCI, ModeSummary, summarize_run, summarize_seeds
 from startup.modes import PullMode
 from startup.scenario import ScenarioError
-from startup.scenario_io import load_scenario
+from startup.scenario_io import dumps_effective_config, load_scenario
 from startup.trace import TraceError
 
 for _err in (ScenarioError, ParamsError, ImageError, TraceError):
@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--params", default="", help="CalibratedParams file (overrides sim.params_file)")
     p.add_argument("-o", "--output", default="", help="directory for effective config, records and series")
     p.add_argument("--prometheus", action="store_true", help="also write metrics.prom (kubelet histograms)")
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective config (every default spelled out) and exit",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise CliError(f"--seeds (={args.seeds}) must be >= 1")
     base = load_scenario(args.scenario, overrides=args.overrides)
+    if args.print_config:
+        print(dumps_effective_config(base), end="")
+        return 0
     try:
         modes = [PullMode.parse(m.strip()) for m in args.modes.split(",") if m.strip()] or [base.mode]
     except ValueError as e:

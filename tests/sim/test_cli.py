@@ -101,3 +101,12 @@ def test_failed_run_still_writes_its_envelope(tmp_path: Path, capsys: pytest.Cap
     result = (tmp_path / "out" / "lazy" / "seed-0" / "result.json").read_text()
     assert '"error"' in result and "nowhere" in result
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_print_config_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert (
+        main(["simulate", str(ROOT / "scenarios/one-pod.toml"), "--set", "cluster.nodes=3", "--print-config"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "nodes = 3" in text and "background_concurrency = 2" in text and "[pull.prefetch]" in text
