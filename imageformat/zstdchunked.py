@@ -34,13 +34,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
-import mmap
-import os
 import struct
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 
@@ -53,6 +48,7 @@ from imageformat.layer import MEDIA_TYPE_ZSTD, EncodedLayer
 from imageformat.tarscan import TarIndex, TarMember, scan_tar
 from imageformat.tarsplit import crc64_iso_many, file_line, segment_line, trailing_segments
 from imageformat.toc import LayerFormat, normalize_path
+from imageformat.zstdframes import SKIPPABLE_MAGIC, FrameSink, skippable_frame, source_view
 
 DEFAULT_LEVEL = 10
 ANNOTATION_PREFIX_A = "io.containers.zstd-chunked."
@@ -60,92 +56,12 @@ ANNOTATION_PREFIX_B = "io.github.containers.zstd-chunked."
 MANIFEST_CHECKSUM = "manifest-checksum"
 MANIFEST_POSITION = "manifest-position"
 TARSPLIT_POSITION = "tarsplit-position"
-SKIPPABLE_MAGIC = b"\x50\x2a\x4d\x18"
 MAGIC_A = b"GnUlInUx"
 MAGIC_B = b"GNUlInUx"
 MANIFEST_TYPE_CRFS = 1
-_BATCH_BYTES = 16 << 20  # frame inputs per compression batch
 _GROUP_BYTES = 8 << 20  # payload bytes chunked / CRC'd per numpy pass
 
 Generation = Literal["a", "b"]
-
-
-def skippable_frame(payload: bytes) -> bytes:
-    return SKIPPABLE_MAGIC + struct.pack("<I", len(payload)) + payload
-
-
-class _FrameSink:
-    """Collects frame inputs in order; a background thread compresses batches (in parallel, with
-    `multi_compress_to_buffer`) and writes them while the caller chunks and hashes the next files.
-    """
-
-    def __init__(self, dst: BinaryIO, level: int, threads: int) -> None:
-        self.dst = dst
-        self.cctx = zstandard.ZstdCompressor(level=level, write_checksum=True)
-        self.threads = threads
-        self.pending: list[bytes | bytearray | memoryview] = []
-        self.pending_bytes = 0
-        self.frames_added = 0
-        self.starts: list[int] = []  # written by the worker only
-        self.ends: list[int] = []
-        self.pos = 0
-        self.hasher = hashlib.sha256()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="zstd-frames")
-        self._inflight: list[Future[None]] = []
-
-    def add(self, data: memoryview | bytes) -> int:
-        assert len(data) > 0, "no empty frames (formats.md §1.4)"
-        self.pending.append(data)
-        self.pending_bytes += len(data)
-        self.frames_added += 1
-        if self.pending_bytes >= _BATCH_BYTES:
-            self.flush()
-        return self.frames_added - 1
-
-    def _write(self, data: bytes | memoryview) -> None:
-        self.dst.write(data)
-        self.hasher.update(data)
-        self.pos += len(data)
-
-    def _compress_write(self, batch: list[bytes | bytearray | memoryview]) -> None:
-        if len(batch) == 1 or self.threads == 1:
-            frames: list[bytes] = [self.cctx.compress(d) for d in batch]
-        else:
-            coll = self.cctx.multi_compress_to_buffer(batch, threads=self.threads)
-            frames = [coll[i].tobytes() for i in range(len(coll))]
-        batch.clear()
-        for fr in frames:
-            self.starts.append(self.pos)
-            self._write(fr)
-            self.ends.append(self.pos)
-
-    def flush(self) -> None:
-        """Hand the pending frames to the worker (at most two batches in flight)."""
-        if not self.pending:
-            return
-        batch, self.pending, self.pending_bytes = self.pending, [], 0
-        self._inflight.append(self._pool.submit(self._compress_write, batch))
-        while len(self._inflight) > 2:
-            self._inflight.pop(0).result()
-
-    def drain(self) -> None:
-        """Wait until every frame handed over is written (re-raises the worker's errors)."""
-        self.flush()
-        while self._inflight:
-            self._inflight.pop(0).result()
-
-    def close(self) -> None:
-        self.pending = []
-        for f in self._inflight:
-            f.cancel()
-        self._pool.shutdown(wait=True)
-        self._inflight = []
-
-    def write_raw(self, data: bytes) -> int:
-        self.drain()
-        start = self.pos
-        self._write(data)
-        return start
 
 
 @dataclass
@@ -162,7 +78,7 @@ class _TocBuilder:
     generation: Generation
     lines: list[str] = field(default_factory=list)
 
-    def add_member(self, m: TarMember, frames: _FileFrames | None, sink: _FrameSink) -> None:
+    def add_member(self, m: TarMember, frames: _FileFrames | None, sink: FrameSink) -> None:
         gen_a = self.generation == "a"
         parts = [f'"type":"{m.type_name}"', f'"name":{go_string(m.name)}']
         if m.linkname:
@@ -217,48 +133,6 @@ def _chunk_fields(span: ChunkSpan, digest: str) -> list[str]:
     return out
 
 
-@contextmanager
-def _source_view(src: BinaryIO) -> Iterator[memoryview]:
-    """The whole input as a zero-copy memoryview where possible (mmap / BytesIO buffer)."""
-    if isinstance(src, io.BytesIO):
-        view = src.getbuffer()
-        try:
-            yield view
-        finally:
-            _release(view)
-        return
-    try:
-        fd = src.fileno()
-        size = os.fstat(fd).st_size
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        fd, size = -1, 0
-    if fd >= 0 and size > 0:
-        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        view = memoryview(mm)
-        try:
-            yield view
-        finally:
-            if _release(view):
-                try:
-                    mm.close()
-                except BufferError:
-                    pass  # slices still referenced by a traceback: the GC closes it
-        return
-    src.seek(0)
-    data = src.read()
-    yield memoryview(data)
-
-
-def _release(view: memoryview) -> bool:
-    """Release `view`; False if slices of it are still alive (an exception's traceback can hold
-    them), in which case the garbage collector releases it later."""
-    try:
-        view.release()
-    except BufferError:
-        return False
-    return True
-
-
 def _sha(data: memoryview | bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -280,9 +154,9 @@ def encode_zstd_chunked(
         raise ValueError(f"generation (={generation!r}) must be 'a' or 'b'")
     src.seek(0)
     index = scan_tar(src)
-    sink = _FrameSink(dst, level, threads)
+    sink = FrameSink(dst, level, threads)
     try:
-        with _source_view(src) as buf:
+        with source_view(src) as buf:
             try:
                 file_frames, ts_lines = _encode_frames(buf, index, sink, generation)
             finally:
@@ -325,7 +199,7 @@ def _check_name(m: TarMember, generation: Generation, seen: set[str]) -> None:
 
 
 def _encode_frames(
-    buf: memoryview, index: TarIndex, sink: _FrameSink, generation: Generation
+    buf: memoryview, index: TarIndex, sink: FrameSink, generation: Generation
 ) -> tuple[list[tuple[TarMember, _FileFrames | None]], list[bytes]]:
     """Write every data frame (formats.md §1.4); return per-member frame facts and tar-split lines.
 
@@ -381,7 +255,7 @@ def _encode_frames(
 
 
 def _finish(
-    sink: _FrameSink,
+    sink: FrameSink,
     toc: _TocBuilder,
     ts_lines: list[bytes],
     generation: Generation,

@@ -22,22 +22,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import zstandard
-
 from imageformat.byterange import ByteRange
 from imageformat.digest import is_digest, sha256_digest
 from imageformat.errors import (
-    DecompressionBombError,
     DuplicateEntryError,
     FooterError,
-    FormatError,
     TocDigestError,
     TocError,
     TocTooLargeError,
@@ -45,8 +40,6 @@ from imageformat.errors import (
     UnsafePathError,
 )
 from imageformat.gojson import GO_ZERO_NS, parse_go_time
-from imageformat.tarscan import scan_tar
-from imageformat.tarsplit import FILE, TarSplitRecord, TarSplitView, parse_tar_split
 from imageformat.toc import (
     Chunk,
     ChunkKind,
@@ -65,12 +58,12 @@ from imageformat.zstdchunked import (
     MAGIC_B,
     MANIFEST_CHECKSUM,
     MANIFEST_POSITION,
-    SKIPPABLE_MAGIC,
     TARSPLIT_POSITION,
 )
+from imageformat.zstdchunked_tarsplit import MAX_TAR_SPLIT_BYTES, check_tar_split_headers, load_tar_split
+from imageformat.zstdframes import SKIPPABLE_MAGIC, decompress_capped
 
 MAX_TOC_BYTES = 150 << 20  # containers/storage >= 1.58
-MAX_TAR_SPLIT_BYTES = 1 << 30
 TAIL_BYTES = 72
 LANDMARK_PREFETCH = ".prefetch.landmark"
 LANDMARK_NO_PREFETCH = ".no.prefetch.landmark"
@@ -183,32 +176,13 @@ def locate_zstd_chunked_toc(
     )
 
 
-def _decompress_capped(data: bytes, size: int, what: str) -> bytes:
-    """Exactly `size` bytes from the zstd frame(s) in `data`; never more than size+1 are produced."""
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        out = reader.read(size + 1)
-        while len(out) <= size:
-            more = reader.read(size + 1 - len(out))
-            if not more:
-                break
-            out += more
-    except zstandard.ZstdError as e:
-        raise TocError(f"{what} is not valid zstd: {e}") from None
-    if len(out) > size:
-        raise DecompressionBombError(f"{what} decompresses to more than the declared {size} bytes")
-    if len(out) != size:
-        raise TocError(f"{what} decompressed to {len(out)} bytes, declared {size}")
-    return out
-
-
 def decode_toc_json(location: TocLocation, toc_bytes: bytes, *, expected_digest: str | None = None) -> bytes:
     expected = expected_digest or location.toc_digest
     if len(toc_bytes) != len(location.toc):
         raise TruncatedLayerError(f"got {len(toc_bytes)} TOC bytes, expected {len(location.toc)}")
     if expected is not None and sha256_digest(toc_bytes) != expected:
         raise TocDigestError(f"TOC digest {sha256_digest(toc_bytes)} != manifest-checksum {expected}")
-    return _decompress_capped(toc_bytes, location.toc_uncompressed_size, "TOC")
+    return decompress_capped(toc_bytes, location.toc_uncompressed_size, "TOC")
 
 
 def _int(e: Mapping[str, Any], key: str) -> int:
@@ -382,75 +356,11 @@ def parse_zstd_chunked_toc(
     return toc
 
 
-def load_tar_split(
-    toc: Toc, tar_split_bytes: bytes, *, uncompressed_size: int | None = None
-) -> list[TarSplitRecord]:
-    """Authenticate (tarSplitDigest), decode and cross-check the tar-split of a gen (b) layer."""
-    if toc.tar_split_digest is None:
-        raise TocError("the TOC does not authenticate a tar-split (generation a layer)")
-    got = sha256_digest(tar_split_bytes)
-    if got != toc.tar_split_digest:
-        raise TocDigestError(f"tar-split digest {got} != the TOC's tarSplitDigest {toc.tar_split_digest}")
-    cap = uncompressed_size if uncompressed_size is not None else MAX_TAR_SPLIT_BYTES
-    if cap > MAX_TAR_SPLIT_BYTES:
-        raise TocTooLargeError(f"tar-split of {cap} bytes exceeds {MAX_TAR_SPLIT_BYTES}")
-    if uncompressed_size is not None:
-        raw = _decompress_capped(tar_split_bytes, uncompressed_size, "tar-split")
-    else:
-        raw = _decompress_upto(tar_split_bytes, cap)
-    records = parse_tar_split(raw)
-    files = [r for r in records if r.type == FILE]
-    if [r.name for r in files] != [e.name for e in toc.entries]:
-        raise TocError("the tar-split and the TOC do not list the same entries in the same order")
-    for r, ent in zip(files, toc.entries, strict=True):
-        if ent.type is EntryType.REG and r.size != ent.size:
-            raise TocError(f"{ent.name!r}: tar-split size {r.size} != TOC size {ent.size}")
-    check_tar_split_headers(toc, records)
-    return records
-
-
-def _absent_if_zero(ns: int | None) -> int | None:
-    return None if ns in (None, 0, GO_ZERO_NS) else ns
-
-
-def check_tar_split_headers(toc: Toc, records: list[TarSplitRecord]) -> None:
-    """The tar headers the tar-split carries describe exactly the TOC's entries (formats.md §1.11
-    item 4, what c/storage >= 1.55 checks): type, link, mode, ids, size, devices, xattrs, mtime."""
-    try:
-        members = scan_tar(TarSplitView(records)).members  # type: ignore[arg-type]
-    except FormatError as err:
-        raise TocError(f"the tar-split does not describe a valid tar: {err}") from None
-    if len(members) != len(toc.entries):
-        raise TocError(f"the tar-split holds {len(members)} tar entries, the TOC {len(toc.entries)}")
-    for m, e in zip(members, toc.entries, strict=True):
-        theirs = (m.name, m.type_name, m.linkname, m.mode, m.uid, m.gid, m.devmajor, m.devminor)
-        ours = (e.name, e.type.value, e.link_name, e.mode, e.uid, e.gid, e.dev_major, e.dev_minor)
-        if theirs != ours or dict(m.xattrs) != dict(e.xattrs) or (e.is_reg and m.size != e.size):
-            raise TocError(f"{e.name!r}: the tar-split header disagrees with the TOC entry")
-        if _absent_if_zero(m.mtime_ns) != e.mtime_ns:
-            raise TocError(f"{e.name!r}: the tar-split mtime disagrees with the TOC")
-
-
-def _decompress_upto(data: bytes, cap: int) -> bytes:
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
-        out = bytearray()
-        while len(out) <= cap:
-            more = reader.read(min(1 << 20, cap + 1 - len(out)))
-            if not more:
-                break
-            out += more
-    except zstandard.ZstdError as e:
-        raise TocError(f"tar-split is not valid zstd: {e}") from None
-    if len(out) > cap:
-        raise DecompressionBombError(f"tar-split decompresses to more than {cap} bytes")
-    return bytes(out)
-
-
 __all__ = [
     "MAX_TOC_BYTES",
     "TAIL_BYTES",
     "TocLocation",
+    "check_tar_split_headers",
     "decode_toc_json",
     "load_tar_split",
     "locate_zstd_chunked_toc",
