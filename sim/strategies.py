@@ -242,14 +242,14 @@ def background_worker(ctx: SimContext, node: SimNode, epoch: int) -> Proc:
             yield node.bg_wake
             continue
         st, u0, u1, owner = node.bg_queue.popleft()
-        while node.ondemand > 0 or ctx.pull.background_resume_delay_s > 0:
-            if node.ondemand > 0:
+        delay = ctx.pull.background_resume_delay_s
+        while True:  # the task manager pauses while on-demand fetches are in flight
+            while node.ondemand > 0:
                 yield node.idle
-            if ctx.pull.background_resume_delay_s > 0:
-                yield env.timeout(ctx.pull.background_resume_delay_s)
-                if node.ondemand == 0:
-                    break
-            else:
+            if delay <= 0:
+                break
+            yield env.timeout(delay)
+            if node.ondemand == 0:
                 break
         if node.epoch != epoch:
             break

@@ -320,3 +320,36 @@ def test_recorded_trace_workload_relative_to_the_scenario(tmp_path: Path) -> Non
     assert r.ok and r.fuse_ops == 3 and r.cache_misses == 1 and r.bytes_on_demand > 0
     missing = dataclasses.replace(s, workload=TraceWorkload(path="nope.jsonl"))
     assert "cannot read trace" in run_scenario(missing, params=ZERO_PARAMS).result.error
+
+
+def test_background_fetch_pauses_while_on_demand_reads_are_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.strategies as strategies
+
+    log: list[tuple[str, float, float]] = []
+    real_fetch = strategies.fetch
+
+    def logged(ctx, node, pod, nbytes, ranges, counter):  # type: ignore[no-untyped-def]
+        t0 = ctx.env.now
+        got = yield from real_fetch(ctx, node, pod, nbytes, ranges, counter)
+        log.append((counter, t0, ctx.env.now))
+        return got
+
+    monkeypatch.setattr(strategies, "fetch", logged)
+    s = small_scenario(
+        PullMode.LAZY,
+        background=True,
+        reads=60,
+        total_bytes=4_000_000,
+        pull=PullSpec(background_fetch=True, background_request_bytes=100_000),
+    )
+    (r,) = run_scenario(s, params=ZERO_PARAMS).records
+    assert r.ok and r.bytes_background > 0 and r.bytes_on_demand > 0
+    on_demand = [(a, b) for c, a, b in log if c == "bytes_on_demand"]
+    background = [a for c, a, _ in log if c == "bytes_background"]
+    assert background and on_demand
+    for start in background:
+        assert not any(a < start < b for a, b in on_demand)
+    # never more than background_concurrency (2) background requests at once, and 2 are used
+    spans = [(a, b) for c, a, b in log if c == "bytes_background"]
+    in_flight = [sum(1 for a, b in spans if a <= t < b) for t, _ in spans]
+    assert max(in_flight) == 2
