@@ -45,8 +45,6 @@ def test_unknown_engine_is_a_failed_run():
         run_engine({**SCENARIO, "engine": "crystal-ball"}, 0, Calibration.none())
 
 
-@pytest.mark.xfail(strict=True, reason="the engines name pods and nodes differently (sim pod-000000, "
-                   "node-00000; emulator pod-00000, node-000): records cannot be joined on (node, pod) yet")
 def test_records_join_on_node_and_pod():
     cfg = engine_effective({**SCENARIO, "cluster": {**SCENARIO["cluster"], "nodes": 2},
                             "arrivals": {"kind": "rollout", "replicas": 2}, "workload": {"kind": "empty"}})
