@@ -222,3 +222,54 @@ def test_concurrency_limit_queues_requests() -> None:
     env.run()
     assert ends == [pytest.approx(1.0), pytest.approx(2.0), pytest.approx(3.0)]
     assert math.isclose(reg.endpoint.peak_rate, 100.0)
+
+
+def progressive_filling(
+    caps: list[float], weights: list[int], counts: list[int], egress: float
+) -> list[float]:
+    """Reference max-min fair per-flow rate of each link, by raising all unfrozen flows together."""
+    rate = [0.0] * len(caps)
+    frozen = [c == 0 for c in counts]
+    while not all(frozen):
+        used = sum(w * n * r for w, n, r in zip(weights, counts, rate, strict=True))
+        active = [i for i in range(len(caps)) if not frozen[i]]
+        # the largest common increment before a link or the registry saturates
+        inc_reg = (egress - used) / sum(weights[i] * counts[i] for i in active)
+        inc_links = min(caps[i] / counts[i] - rate[i] for i in active)
+        inc = min(inc_reg, inc_links)
+        for i in active:
+            rate[i] += inc
+        if inc_reg <= inc_links:
+            break  # registry saturated: every active flow is frozen at this level
+        for i in active:
+            if caps[i] / counts[i] - rate[i] <= 1e-12 * caps[i]:
+                frozen[i] = True
+    return rate
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    links=st.lists(
+        st.tuples(st.floats(1, 1000), st.integers(1, 5), st.integers(0, 4)), min_size=1, max_size=8
+    ),
+    egress=st.floats(1, 5000),
+)
+def test_allocation_is_max_min_fair(links, egress) -> None:  # type: ignore[no-untyped-def]
+    env = simpy.Environment()
+    net = Network(env)
+    ep = net.endpoint("r", egress)
+    objs = []
+    for cap, weight, count in links:
+        link = net.link("n", cap, ep, weight=weight)
+        objs.append(link)
+        for _ in range(count):
+            net.transfer(link, 1e12)
+    env.run(until=1e-3)
+    want = progressive_filling(
+        [c for c, _, _ in links], [w for _, w, _ in links], [n for _, _, n in links], egress
+    )
+    for (cap, _, count), link, expected in zip(links, objs, want, strict=True):
+        if count == 0:
+            continue
+        got = link.theta if link.bound == "L" else ep.r
+        assert got == pytest.approx(expected, rel=1e-9), (link.bound, cap, count)
