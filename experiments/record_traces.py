@@ -86,6 +86,14 @@ TRACE_SPECS: dict[str, TraceSpec] = {
             expect_stdout="cc1",
         ),
         TraceSpec(
+            name="debian_gcc_compile",
+            image="debian",
+            argv=("/usr/bin/gcc", "-O2", "-pipe", "-S", "-x", "c", "-o", "-", "-"),
+            stdin="#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n",
+            description="gcc -O2 -S of a hello world read from stdin (driver, cc1, headers)",
+            expect_stdout="main",
+        ),
+        TraceSpec(
             name="debian_python_import_json_ssl",
             image="debian",
             argv=("/usr/bin/python3", "-c", "import json, ssl"),
