@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import MockImages
+from emulator_fixtures import MockImages
 
 from emulator.client import ClientOptions, RegistryClient
 from emulator.errors import AuthError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import sample_files
+from emulator_fixtures import sample_files
 
 from lazylab.cli import main
 from startup.record import read_csv

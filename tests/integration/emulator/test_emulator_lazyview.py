@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 
 import pytest
-from conftest import sample_files
+from emulator_fixtures import sample_files
 
 from emulator.errors import NotLazyError
 from emulator.lazyview import LazyOptions, open_lazy_view

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import sample_files, write_tree
+from emulator_fixtures import sample_files, write_tree
 from emulator_imagetools import RunningRegistry, skopeo_push
 
 from emulator.modes import StartSpec, run_start_detailed
