@@ -95,7 +95,7 @@ def test_trace_stats_counts_distinct_bytes_and_chunks(tmp_path: Path) -> None:
     assert st.files_read == 2
     assert st.image_file_bytes == 401_000
     assert st.fraction_read == pytest.approx(151_000 / 401_000)
-    assert 0 < st.chunk_bytes < st.blob_bytes == built.layers[0].size
+    assert 0 < st.chunk_bytes <= st.block_bytes <= st.blob_bytes == built.layers[0].size
     assert missing_paths(trace, tocs) == []
     assert missing_paths(Trace.of([TraceOp(op=Op.STAT, path="etc/none")]), tocs) == ["etc/none"]
 
