@@ -33,12 +33,14 @@ from emulator.reference import ImageReference
 from startup.record import StartupRecord
 from startup.scenario import (
     EmptyWorkload,
+    LinearOverload,
     PerNodeArrivals,
     PoissonArrivals,
     RecordedArrivals,
     RolloutArrivals,
     Scenario,
     SyntheticWorkload,
+    TableOverload,
     TraceWorkload,
 )
 from startup.trace import Trace
@@ -53,13 +55,32 @@ class PodArrival:
     image: str
 
 
-def link_parameters(scenario: Scenario) -> dict[str, float]:
-    """registry_mock LinkSpec fields for the scenario's network (keyword arguments)."""
-    return {
+def link_parameters(scenario: Scenario) -> dict[str, Any]:
+    """registry_mock `LinkSpec` keyword arguments for the scenario's network and registry.
+
+    Per-connection bandwidth = the node downlink; egress = the registry's; latency = RTT +
+    service time; rate limit, concurrent-transfer cap and overload curve when the scenario has
+    them (a linear overload becomes a curve sampled at the knee and where it reaches its floor).
+    """
+    reg = scenario.registry
+    out: dict[str, Any] = {
         "bandwidth_bytes_per_s": scenario.cluster.link_bandwidth_bytes_per_s,
-        "egress_bandwidth_bytes_per_s": scenario.registry.egress_bandwidth_bytes_per_s,
-        "latency_s": scenario.cluster.rtt_s + scenario.registry.service_time_s,
+        "egress_bandwidth_bytes_per_s": reg.egress_bandwidth_bytes_per_s,
+        "latency_s": scenario.cluster.rtt_s + reg.service_time_s,
     }
+    if reg.rate_limit.requests_per_s > 0:
+        out["rate_limit_per_s"] = reg.rate_limit.requests_per_s
+        out["rate_burst"] = reg.rate_limit.burst
+    if reg.max_concurrent_requests > 0:
+        out["max_concurrent_transfers"] = reg.max_concurrent_requests
+    ov = reg.overload
+    if isinstance(ov, TableOverload):
+        out["overload_curve"] = tuple(zip(ov.transfers, ov.efficiency, strict=True))
+    elif isinstance(ov, LinearOverload):
+        knee = max(1, ov.knee_transfers)
+        floor_at = knee + max(1, math.ceil((1 - ov.min_efficiency) / max(ov.slope_per_transfer, 1e-12)))
+        out["overload_curve"] = ((knee, 1.0), (floor_at, ov.min_efficiency))
+    return out
 
 
 def schedule(scenario: Scenario) -> list[PodArrival]:

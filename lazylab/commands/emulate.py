@@ -58,7 +58,7 @@ def _emulate(args: argparse.Namespace) -> int:
             import_oci_layout(layout, f"lab/{name.lower()}", tag or "latest", storage)
         files = {name: image_files(layout, tag) for name, (layout, tag) in layouts.items()}
         traces = workload_traces(scenario, files)
-        link = LinkSpec(**link_parameters(scenario))  # type: ignore[arg-type]
+        link = LinkSpec(**link_parameters(scenario))
         with running_registry(RegistrySpec(link=link), storage=storage) as reg:
             refs = {
                 name: parse_reference(f"{reg.address}/lab/{name.lower()}:{tag or 'latest'}")
