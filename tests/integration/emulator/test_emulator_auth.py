@@ -51,3 +51,18 @@ def test_anonymous_pull_token_through_the_view(mock_images: MockImages, users: s
     with running_registry(spec, storage=mock_images.storage) as reg:
         with open_lazy_view(_ref(mock_images, reg.address), LazyOptions()) as view:
             assert view.read(name, 0, 1 << 20) == files[name][: 1 << 20]
+
+
+async def test_rate_limited_registry_is_retried_after_retry_after(mock_images: MockImages) -> None:
+    from registry_mock.config import LinkSpec
+
+    spec = RegistrySpec(link=LinkSpec(rate_limit_per_s=20.0, rate_burst=2))
+    with running_registry(spec, storage=mock_images.storage) as reg:
+        ref = parse_reference(_ref(mock_images, reg.address))
+        async with RegistryClient(ClientOptions(max_retries=8, backoff_initial_s=0.01)) as c:
+            img = await c.resolve(ref)
+            import asyncio
+
+            blobs = await asyncio.gather(*(c.fetch_blob(ref, img.config_digest) for _ in range(8)))
+        assert len({bytes(b) for b in blobs}) == 1
+        assert any(r["status"] == 429 for r in reg.records)  # the limit did bite, and was retried
