@@ -82,8 +82,7 @@ class Endpoint:
         self.heap_l: list[tuple[float, int, int, Link]] = []  # (real finish, seq, version, link)
         self.theta_r: list[tuple[float, int, int, Link]] = []  # min-heap of theta over R
         self.theta_l: list[tuple[float, int, int, Link]] = []  # max-heap (negated) over L
-        self.token = 0
-        self.timer_at = math.inf
+        self.timer_at = math.inf  # the earliest pending wake-up
         self.bytes_delivered = 0.0
         self.rate = 0.0  # current total egress (bytes/s), for utilisation checks
         self.peak_rate = 0.0
@@ -191,21 +190,23 @@ class Endpoint:
         top = self._top(self.heap_r)
         if top is not None and self.r > 0 and math.isfinite(self.r):
             t = min(t, now + max(0.0, top[0] - self.v) / self.r)
-        if t == self.timer_at or math.isinf(t):
-            self.timer_at = t
-            return
-        self.timer_at = t
-        self.token += 1
-        token = self.token
-        ev = self.net.env.timeout(max(0.0, t - now))
-        ev.callbacks.append(lambda _ev: self._on_timer(token))
+        if t >= self.timer_at:
+            return  # an earlier wake-up is pending; it will look again
+        delay = max(0.0, t - now)
+        self.timer_at = now + delay  # exactly the instant SimPy will fire it (rounding included)
+        ev = self.net.env.timeout(delay)
+        ev.callbacks.append(self._on_timer)
 
-    def _on_timer(self, token: int) -> None:
-        if token != self.token:
-            return  # superseded by a later reschedule
+    def _on_timer(self, _ev: simpy.Event) -> None:
+        """A wake-up: complete what is due, then make sure one wake-up precedes the next completion.
+
+        Invariant: a timeout is pending at `timer_at` <= the next completion. A wake-up that comes
+        early (rates fell since it was set) completes nothing and schedules the next one.
+        """
         now = self.net.env.now
+        if now >= self.timer_at:
+            self.timer_at = math.inf
         self._advance(now)
-        self.timer_at = math.inf
         changed: list[Link] = []
         for heap in (self.heap_l, self.heap_r):
             while True:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import simpy
 
@@ -55,7 +56,7 @@ class LazyLayerState:
         self.layer = layer
         self.units = units
         self.state = bytearray(units.count)
-        self.inflight: dict[int, simpy.Event] = {}
+        self.inflight: dict[int, Any] = {}  # unit -> strategies.InFlight
         self.toc_ready = env.event()
         self.background_started = False
         self.owner: PodState | None = None  # pod that triggered the mount (background bytes go there)

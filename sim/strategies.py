@@ -260,6 +260,20 @@ def background_worker(ctx: SimContext, node: SimNode, epoch: int) -> Proc:
     node.bg_workers -= 1
 
 
+class InFlight:
+    """A fetch in progress; its completion event exists only once somebody waits for it."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done: simpy.Event | None = None
+
+    def waitable(self, env: simpy.Environment) -> simpy.Event:
+        if self.done is None:
+            self.done = env.event()
+        return self.done
+
+
 def _fetch_units(
     ctx: SimContext,
     node: SimNode,
@@ -272,7 +286,7 @@ def _fetch_units(
     max_ranges: int = 0,
 ) -> Proc:
     """Fetch `units` (sorted, none in flight) in one multi-range GET (or several of <= max_ranges)."""
-    ev = ctx.env.event()
+    ev = InFlight()
     for u in units:
         st.inflight[u] = ev
     ok = False
@@ -297,7 +311,8 @@ def _fetch_units(
                 del st.inflight[u]
                 if ok and st.state[u] == MISSING:
                     st.state[u] = FETCHED
-        ev.succeed()
+        if ev.done is not None:
+            ev.done.succeed()
 
 
 def ensure_units(
@@ -315,13 +330,13 @@ def ensure_units(
         if not need:
             return
         own = [u for u in need if u not in st.inflight]
-        others = {st.inflight[u] for u in need if u in st.inflight}
+        others = {id(f): f.waitable(ctx.env) for f in (st.inflight[u] for u in need if u in st.inflight)}
         node.begin_on_demand()
         try:
             if own:
                 yield from _fetch_units(ctx, node, pod, st, own, counter, max_ranges=max_ranges)
             if others:
-                yield ctx.env.all_of(list(others))
+                yield ctx.env.all_of(list(others.values()))
         finally:
             node.end_on_demand()
 
