@@ -106,6 +106,7 @@ class BuiltImage:
     files: int
     build_s: float  # encoding wall time on this machine
     tree_key: str
+    code_version: str = ""  # of imageformat, when it was built
 
     @property
     def path(self) -> Path:
@@ -213,7 +214,8 @@ def image_record(
     tree = prepare_tree(name)
     tkey = tree.name.rsplit("-", 1)[1]
     prio = list(prioritize) if prioritize and layer_format.lazy else []
-    okey = _key(tkey, layer_format.value, code_version(["imageformat"]), "\n".join(prio))
+    version = code_version(["imageformat"])
+    okey = _key(tkey, layer_format.value, version, "\n".join(prio))
     suffix = "-prio" if prio else ""
     final = cache_root() / "images" / "oci" / f"{name}-{_slug(layer_format)}{suffix}-{okey}"
     meta = final.with_name(final.name + ".json")
@@ -247,6 +249,7 @@ def image_record(
             files=files,
             build_s=round(build_s, 3),
             tree_key=tkey,
+            code_version=version,
         )
         meta.write_text(json.dumps(asdict(built), indent=1) + "\n")
     return built
@@ -319,6 +322,49 @@ def add_realimages_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentP
     return p
 
 
+def prune() -> list[Path]:
+    """Remove cached trees and images that current code and inputs would not use; the removed paths."""
+    base = cache_root() / "images"
+    version = code_version(["imageformat"])
+    current_trees = {f"{n}-{tree_key(n)}" for n in RECIPES if _fingerprint_ok(n)}
+    removed: list[Path] = []
+    for meta in sorted((base / "oci").glob("*.json")):
+        try:
+            built = BuiltImage(**json.loads(meta.read_text()))
+            stale = f"{built.name}-{built.tree_key}" not in current_trees or built.code_version != version
+        except (ValueError, TypeError):
+            stale = True
+        if stale:
+            shutil.rmtree(meta.with_suffix(""), ignore_errors=True)
+            meta.unlink()
+            removed.append(meta.with_suffix(""))
+    for tree in sorted((base / "trees").glob("*")):
+        building = ".tmp-" in tree.name
+        if (
+            tree.is_dir()
+            and not building
+            and tree.name not in current_trees
+            and tree.name.split("-")[0] in RECIPES
+        ):
+            shutil.rmtree(tree, ignore_errors=True)
+            removed.append(tree)
+    return removed
+
+
+def _fingerprint_ok(name: str) -> bool:
+    try:
+        tree_key(name)
+    except ImageRecipeError:
+        return False
+    return True
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    for path in prune():
+        print(f"removed {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m experiments.realimages",
@@ -326,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="cmd", required=True)
     add_realimages_arguments(sub.add_parser("build", help="build recipes in formats"))
+    sub.add_parser("prune", help="remove stale builds from the cache").set_defaults(func=run_prune)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))

@@ -121,3 +121,23 @@ def test_busybox_prioritized_by_its_shipped_trace(image_cache: Path) -> None:
     assert set(paths) <= set(order[:landmark])
     plain = realimages.image_record("busybox", "zstd:chunked")
     assert plain.path != built.path and plain.manifest_digest != built.manifest_digest
+
+
+def test_prune_removes_only_stale_builds(image_cache: Path) -> None:
+    require_tool("busybox")
+    kept = realimages.image_record("busybox", "gzip")
+    oci = image_cache / "images" / "oci"
+    stale = oci / "busybox-gzip-0000000000000000"
+    stale.mkdir()
+    (oci / "busybox-gzip-0000000000000000.json").write_text(
+        json.dumps(
+            {**json.loads(kept.path.with_name(kept.path.name + ".json").read_text()), "tree_key": "0" * 16}
+        )
+    )
+    old_tree = image_cache / "images" / "trees" / "busybox-0000000000000000"
+    building = image_cache / "images" / "trees" / "busybox-0000000000000000.tmp-1"
+    old_tree.mkdir()
+    building.mkdir()
+    assert sorted(realimages.prune()) == sorted([stale, old_tree])
+    assert kept.path.is_dir() and building.is_dir() and realimages.prepare_tree("busybox").is_dir()
+    assert realimages.image_record("busybox", "gzip") == kept
