@@ -5,11 +5,11 @@
   `CalibratedParams`; sim.run.run_scenario runs it. A run the simulator reports as failed raises
   `EngineRunError`, so the framework records it as a failed run.
 - `run_emulator`: the same scenario run for real (the wiring of `lazylab emulate`): synthetic
-  images built for real (or the scenario's OCI layouts), imported into an in-memory
-  registry_mock shaped like the scenario's network on 127.0.0.1, the emulated cluster run
-  against it. Returns the records and the registry's timeline. The calibration is not used
-  (the emulator is what calibration measures). Wall-clock: run emulator runs one at a time
-  (`Experiment(max_parallel=1)`).
+  images built for real (or the scenario's OCI layouts), imported into a registry_mock in its
+  own process (storage in a temporary directory) shaped like the scenario's network on
+  127.0.0.1, the emulated cluster run against it. Returns the records and the registry's
+  timeline. The calibration is not used (the emulator is what calibration measures).
+  Wall-clock: run emulator runs one at a time (`Experiment(max_parallel=1)`).
 - `run_engine`: dispatches on the config's `engine` key ("sim" | "emulator"), which is removed
   before the scenario is read; use it with an `engine` factor to run both engines in one sweep.
 - `sim_effective` / `engine_effective`: the `effective` hooks for scenario configs: every
@@ -19,6 +19,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from experiments.calibration import FittedParams
@@ -55,18 +61,58 @@ def run_sim(config: dict[str, Any], seed: int, calibration: Calibration) -> RunO
                      sim_time_s=run.result.sim_time_s)
 
 
+_SERVE_REGISTRY = """
+import asyncio, json, sys
+from registry_mock.app import start_registry
+from registry_mock.config import LinkSpec, RegistrySpec
+from registry_mock.disk import DiskStorage
+
+async def main():
+    root, log, link = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    spec = RegistrySpec(link=LinkSpec(**link), access_log=log)
+    reg = await start_registry(spec, storage=DiskStorage(root))
+    print(reg.address, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until our parent closes stdin
+    await reg.stop()
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def registry_process(root: Path, link: dict[str, float], access_log: Path) -> Iterator[str]:
+    """registry_mock serving `root` in its own process (no GIL shared with the emulated nodes:
+    a registry thread in the nodes' process stalled their trace replay while bodies were being
+    sent); yields its host:port; stopped when the block ends."""
+    cmd = [sys.executable, "-c", _SERVE_REGISTRY, str(root), str(access_log), json.dumps(link)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        address = proc.stdout.readline().strip()
+        if not address:
+            raise EngineRunError(f"registry_mock process exited with status {proc.wait(timeout=30)}")
+        yield address
+    finally:
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
     import asyncio
     import tempfile
-    from pathlib import Path
 
     from emulator.cluster import image_files, link_parameters, registry_timeline, run_cluster, workload_traces
     from emulator.reference import parse_reference
     from emulator.synthbuild import build_synthetic_images
-    from registry_mock.app import running_registry
-    from registry_mock.config import LinkSpec, RegistrySpec
+    from registry_mock.accesslog import read_access_log
+    from registry_mock.disk import DiskStorage
     from registry_mock.importer import import_oci_layout
-    from registry_mock.storage import MemoryStorage
     from startup.scenario import OciImageSpec, SyntheticImageSpec
     from startup.scenario_io import scenario_from_dict
 
@@ -81,16 +127,15 @@ def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) ->
         for img in scenario.images:
             if isinstance(img, OciImageSpec):
                 layouts[img.name] = (Path(scenario.resolve_path(img.layout)), img.tag or "latest")
-        storage = MemoryStorage()
+        storage = DiskStorage(work / "registry")
         for name, (layout, tag) in layouts.items():
             import_oci_layout(layout, f"lab/{name.lower()}", tag, storage)
         traces = workload_traces(scenario, {n: image_files(lay, tag) for n, (lay, tag) in layouts.items()})
-        link = LinkSpec(**link_parameters(scenario))  # type: ignore[arg-type]
-        with running_registry(RegistrySpec(link=link), storage=storage) as reg:
-            refs = {n: parse_reference(f"{reg.address}/lab/{n.lower()}:{tag}")
-                    for n, (_, tag) in layouts.items()}
+        log_path = work / "access.jsonl"
+        with registry_process(work / "registry", link_parameters(scenario), log_path) as address:
+            refs = {n: parse_reference(f"{address}/lab/{n.lower()}:{tag}") for n, (_, tag) in layouts.items()}
             result = asyncio.run(run_cluster(scenario, refs, traces, work / "nodes"))
-            log = reg.records
+        log = read_access_log(log_path) if log_path.exists() else []
     timeline = registry_timeline(log, origin_epoch_s=result.origin_epoch_s,
                                  bin_s=scenario.sim.egress_sample_s)
     records = sorted(result.records, key=lambda r: (r.pod, r.node))

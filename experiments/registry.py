@@ -16,6 +16,10 @@ from experiments.framework import Experiment
 EXPERIMENTS: dict[str, str] = {
     "calibrate": "experiments.calibrate:EXPERIMENT",
     "example": "experiments.example:EXPERIMENT",
+    "study_1_startup_gain": "experiments.study_1_startup_gain:EXPERIMENT",
+    "study_2_registry_capacity": "experiments.study_2_registry_capacity:EXPERIMENT",
+    "study_5_high_latency": "experiments.study_5_high_latency:EXPERIMENT",
+    "validate": "experiments.validate:EXPERIMENT",
 }
 
 

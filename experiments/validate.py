@@ -1,0 +1,228 @@
+"""`validate`: the same scenarios in both engines — is the simulator's prediction right?
+
+Factors: engine (sim | emulator) x mode (full, partial, lazy, lazy-prefetch) x node link
+(10 Mbit/s, 100 Mbit/s, 1 Gbit/s) x RTT (1 ms, 50 ms) x concurrency (1 or 8 emulated nodes
+sharing one registry, one pod per node): 48 scenario points, 96 runs. The image is a real one
+(`experiments.realimages`: Debian's python3.11 and its standard library, zstd:chunked, built on
+demand and cached) and the workload its recorded trace (`experiments/traces/`,
+`python3 -c 'import json, ssl'` recorded through the FUSE mount). `--quick`: busybox and its
+shell-script trace, 2 modes x 1 link x 1 RTT x 1 node (CI).
+
+Images and traces are named in the config by reference (`realimage:NAME:FORMAT`,
+`trace:NAME`) and resolved by `run` on the machine that executes it, so run keys do not depend
+on where the cache lives (the encoder's code version is part of every key: an encoder change
+re-runs everything).
+
+What both engines are asked to model, and what they are not:
+- the emulator creates no container (its `created_s` is the end of the pull, or of the
+  prefetch): `run` sets the simulator's `create_s` (not measured by calibration) to 0;
+- everything else comes from the calibration file (`experiments/params/default.toml`).
+
+The report (`tabulate`): per metric (pull, create, ready, bytes fetched) the error of the
+prediction against the measurement (median and max |error|, share within 10% / 25%), the
+error at every point, the mode ranking per scenario and whether it agrees, and where
+lazy overtakes full along the link speed in each engine (crossovers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from experiments.calibration import FittedParams
+from experiments.compare import (
+    crossovers,
+    error_summary,
+    error_table,
+    point_errors,
+    ranking_agreement,
+    ranking_table,
+)
+from experiments.engines import engine_effective, run_engine
+from experiments.framework import Calibration, Experiment, Plot, RunData, RunOutput, Table
+from experiments.tables import group_runs
+
+TRACES_DIR = Path(__file__).resolve().parent / "traces"
+IMAGE_PREFIX = "realimage:"
+TRACE_PREFIX = "trace:"
+
+MODES = ["full", "partial", "lazy", "lazy-prefetch"]
+LINKS_BYTES_PER_S = [1.25e6, 12.5e6, 125e6]  # 10 Mbit/s, 100 Mbit/s, 1 Gbit/s
+RTTS_S = [0.001, 0.05]
+NODES = [1, 8]
+POINT = ("mode", "cluster.link_bandwidth_bytes_per_s", "cluster.rtt_s", "cluster.nodes")
+SCENARIO_KEYS = POINT[1:]  # a scenario point without the mode (ranking)
+
+
+def base_config(image: str, trace: str) -> dict[str, Any]:
+    return {
+        "name": "validate",
+        "engine": "sim",
+        "mode": "lazy",
+        "cluster": {"nodes": 1, "link_bandwidth_bytes_per_s": 12.5e6, "rtt_s": 0.001, "cores": 2},
+        # 8 nodes share one registry: its egress (1 Gbit/s) is the shared bottleneck at 1 Gbit/s links
+        "registry": {"egress_bandwidth_bytes_per_s": 125e6},
+        "images": [{"kind": "oci", "name": image, "layout": f"{IMAGE_PREFIX}{image}:zstd:chunked",
+                    "tag": image}],
+        "workload": {"kind": "trace", "path": f"{TRACE_PREFIX}{trace}"},
+        "arrivals": {"kind": "per-node", "pods_per_node": 1},
+    }
+
+
+def resolve_references(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with `realimage:NAME:FORMAT` layouts built (or found in the cache) and
+    `trace:NAME` paths pointing at experiments/traces/NAME.jsonl."""
+    from experiments.realimages import prepare_image
+
+    out = dict(config)
+    images = []
+    for img in config.get("images", []):
+        layout = str(img.get("layout", ""))
+        if layout.startswith(IMAGE_PREFIX):
+            name, _, fmt = layout[len(IMAGE_PREFIX):].partition(":")
+            img = {**img, "layout": str(prepare_image(name, fmt or "zstd:chunked"))}
+        images.append(img)
+    out["images"] = images
+    workload = dict(config.get("workload", {}))
+    path = str(workload.get("path", ""))
+    if path.startswith(TRACE_PREFIX):
+        workload["path"] = str(TRACES_DIR / f"{path[len(TRACE_PREFIX):]}.jsonl")
+    out["workload"] = workload
+    return out
+
+
+def without_create(calibration: Calibration) -> Calibration:
+    """The calibration with `create_s` = 0: the emulator runs no container runtime."""
+    params = calibration.params if isinstance(calibration.params, FittedParams) else FittedParams()
+    return dataclasses.replace(calibration, params=dataclasses.replace(params, create_s=0.0))
+
+
+def run(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
+    return run_engine(resolve_references(config), seed, without_create(calibration))
+
+
+# -- report ------------------------------------------------------------------------------------
+def _label(key: str, value: Any) -> str:
+    if key == "cluster.link_bandwidth_bytes_per_s":
+        return f"{float(value) * 8 / 1e6:g} Mbit/s"
+    if key == "cluster.rtt_s":
+        return f"{float(value) * 1e3:g} ms"
+    if key == "cluster.nodes":
+        return f"{value} node" + ("s" if int(value) != 1 else "")
+    return str(value)
+
+
+def _labelled(table: Table, keys: Sequence[str]) -> Table:
+    rows = tuple(tuple(_label(k, v) for k, v in zip(keys, row[: len(keys)], strict=True)) + row[len(keys):]
+                 for row in table.rows)
+    return dataclasses.replace(table, rows=rows)
+
+
+def headline(runs: Sequence[RunData]) -> dict[str, float]:
+    """The goals: median and max |error| of time to ready, and how many scenarios rank alike."""
+    errs = sorted(abs(e.error) for e in point_errors(runs, by=POINT, metrics=("time_to_ready_s",))
+                  if not math.isnan(e.error))
+    ranks = ranking_agreement(runs, by=SCENARIO_KEYS)
+    n = len(errs)
+    return {
+        "points": float(n),
+        "median_abs_error_ready": (errs[n // 2] + errs[(n - 1) // 2]) / 2 if n else math.nan,
+        "max_abs_error_ready": errs[-1] if n else math.nan,
+        "scenarios": float(len(ranks)),
+        "rankings_agree": float(sum(r.agree for r in ranks)),
+    }
+
+
+def _crossover_table(runs: Sequence[RunData]) -> Table:
+    rows = []
+    for (rtt, nodes), group in group_runs(runs, ("cluster.rtt_s", "cluster.nodes")).items():
+        cells = []
+        for engine in ("sim", "emulator"):
+            xs = crossovers(group, along="cluster.link_bandwidth_bytes_per_s", modes=("lazy", "full"),
+                            engine=engine)
+            link = "cluster.link_bandwidth_bytes_per_s"
+            cells.append(", ".join(f"{_label(link, a)}–{_label(link, b)}" for a, b in xs) or "none")
+        rows.append((_label("cluster.rtt_s", rtt), _label("cluster.nodes", nodes), *cells,
+                     "yes" if cells[0] == cells[1] else "no"))
+    return Table(title="Crossovers: where lazy and full swap places along the link speed",
+                 columns=("RTT", "nodes", "predicted (sim)", "measured (emulator)", "agree"),
+                 rows=tuple(rows),
+                 note="An interval means time to ready of lazy minus full changes sign between those links.")
+
+
+def tabulate(runs: Sequence[RunData]) -> list[Table]:
+    errors = point_errors(runs, by=POINT)
+    h = headline(runs)
+    goals = Table(
+        title="Goals",
+        columns=("goal", "target", "achieved", "met"),
+        rows=(
+            ("median |error| of time to ready", "≤ 10%", f"{h['median_abs_error_ready']:.1%}",
+             "yes" if h["median_abs_error_ready"] <= 0.10 else "no"),
+            ("max |error| of time to ready", "≤ 25%", f"{h['max_abs_error_ready']:.1%}",
+             "yes" if h["max_abs_error_ready"] <= 0.25 else "no"),
+            ("identical mode ranking", f"{h['scenarios']:.0f} of {h['scenarios']:.0f} scenarios",
+             f"{h['rankings_agree']:.0f}", "yes" if h["rankings_agree"] == h["scenarios"] else "no"),
+        ),
+        note=f"{h['points']:.0f} scenario points, each run in both engines.",
+    )
+    return [
+        goals,
+        error_summary(errors),
+        _labelled(ranking_table(ranking_agreement(runs, by=SCENARIO_KEYS), by=SCENARIO_KEYS), SCENARIO_KEYS),
+        _crossover_table(runs),
+        _labelled(error_table(errors, by=POINT, title="Prediction error at every point"), POINT),
+    ]
+
+
+def plot(runs: Sequence[RunData]) -> list[Plot]:
+    errors = [e for e in point_errors(runs, by=POINT, metrics=("time_to_ready_s",))
+              if not math.isnan(e.error)]
+    fig = Figure(figsize=(5.5, 5))
+    ax = fig.add_subplot()
+    markers = {"full": "s", "partial": "D", "lazy": "o", "lazy-prefetch": "^"}
+    for mode in MODES:
+        pts = [e for e in errors if e.point[0] == mode]
+        if pts:
+            ax.scatter([e.measured for e in pts], [e.predicted for e in pts], marker=markers[mode],
+                       label=mode)
+    if errors:
+        lo = min(min(e.measured, e.predicted) for e in errors) * 0.8
+        hi = max(max(e.measured, e.predicted) for e in errors) * 1.25
+        xs = [lo, hi]
+        ax.plot(xs, xs, color="black", lw=0.8, label="exact")
+        ax.fill_between(xs, [x * 0.9 for x in xs], [x * 1.1 for x in xs], color="grey", alpha=0.2,
+                        label="±10%")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("measured time to ready, emulator (s)")
+    ax.set_ylabel("predicted time to ready, simulator (s)")
+    ax.legend(fontsize=8)
+    return [Plot(name="ready-predicted-vs-measured", figure=fig,
+                 caption="Time to ready: simulator prediction against emulator measurement, "
+                         "per scenario point")]
+
+
+EXPERIMENT = Experiment(
+    name="validate",
+    description="Both engines on the same scenarios (real python image, recorded trace): "
+                "prediction error per metric, mode ranking and crossovers.",
+    run=run, effective=engine_effective,
+    base=base_config("python", "python_import_json_ssl"),
+    factors={"engine": ["sim", "emulator"], "mode": MODES,
+             "cluster.link_bandwidth_bytes_per_s": LINKS_BYTES_PER_S, "cluster.rtt_s": RTTS_S,
+             "cluster.nodes": NODES},
+    replications=1, tabulate=tabulate, plot=plot,
+    max_parallel=1,  # emulator runs are wall-clock measurements: never two at once
+    quick_factors={"engine": ["sim", "emulator"], "mode": ["full", "lazy"],
+                   "cluster.link_bandwidth_bytes_per_s": [12.5e6], "cluster.rtt_s": [0.001],
+                   "cluster.nodes": [1]},
+    quick_replications=1,
+    quick_overrides={"images": base_config("busybox", "busybox_shell_script")["images"],
+                     "workload": base_config("busybox", "busybox_shell_script")["workload"]},
+)
