@@ -106,7 +106,8 @@ class RunResult:
     error: str
     sim_time_s: float
     wall_s: float
-    events: int = 0
+    events: int = 0  # SimPy events scheduled
+    loop_wall_s: float = 0.0  # wall time of the event loop alone (wall_s - this = build + collect)
     cohorts: int = 0  # simulated node groups (== nodes when cohorts are off)
     peak_egress_bytes_per_s: float = 0.0  # max over endpoints of the instantaneous egress
     bytes_from_registry: int = 0

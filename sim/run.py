@@ -140,8 +140,10 @@ def run_scenario(
         for r, s in zip(world.registries, series, strict=True):
             r.endpoint.on_rate = s.add
         env, horizon = world.env, scenario.sim.horizon_s
+        t_loop = time.perf_counter()
         while env.peek() <= horizon:  # stop at the last event, or at the horizon
             env.step()
+        loop_s = time.perf_counter() - t_loop
         total[0] = world.total_pods
         records, cpu = _collect(scenario, world)
         eid = getattr(world.env, "_eid", None)
@@ -152,6 +154,7 @@ def run_scenario(
             sim_time_s=float(world.env.now),
             wall_s=time.perf_counter() - t0,
             events=events,
+            loop_wall_s=loop_s,
             cohorts=len(world.nodes),
             peak_egress_bytes_per_s=max(r.endpoint.peak_rate for r in world.registries),
             bytes_from_registry=sum(r.stats.bytes for r in world.registries),
