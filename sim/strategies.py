@@ -41,6 +41,7 @@ class SimContext:
     pull: PullSpec
     images: dict[str, SimImage]
     traces: dict[str, CompiledTrace]
+    coalesce: bool = True  # replay cache hits as one timeout (exact; False = one timeout per op, for tests)
 
     def decode_rate(self, layer: SimLayer) -> float:
         p = self.params
@@ -397,6 +398,9 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
     fuse_cpu = 0.0
     for step in trace.steps:
         pending += step.think_s
+        if not ctx.coalesce and pending > 0:
+            yield env.timeout(pending)
+            pending = 0.0
         if step.layer < 0:
             pending += p.fuse_op_s
             fuse_cpu += p.fuse_op_s
@@ -407,7 +411,9 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
             pending += p.local_op_s + step.length / p.local_read_bytes_per_s
             continue
         state = st.state
-        if step.units and any(state[u] == MISSING for u in step.units):
+        # only reads of units already decoded are coalesced; anything else (a fetch, a wait, a
+        # first decode) happens at the read's true start time, so coalescing changes nothing
+        if step.units and any(state[u] != DECODED for u in step.units):
             if pending > 0:
                 yield env.timeout(pending)
                 pending = 0.0

@@ -353,3 +353,30 @@ def test_background_fetch_pauses_while_on_demand_reads_are_in_flight(monkeypatch
     spans = [(a, b) for c, a, b in log if c == "bytes_background"]
     in_flight = [sum(1 for a, b in spans if a <= t < b) for t, _ in spans]
     assert max(in_flight) == 2
+
+
+@pytest.mark.parametrize("mode", [PullMode.LAZY, PullMode.LAZY_PREFETCH])
+def test_coalescing_cache_hits_changes_nothing(mode: PullMode) -> None:
+    """Replaying hit runs as one timeout gives the per-operation timeline (contention included)."""
+    from sim.scenarios import build_world
+
+    s = small_scenario(
+        mode,
+        nodes=2,
+        replicas=6,
+        background=True,
+        reads=80,
+        arrivals=RolloutArrivals(replicas=6, stagger_s=0.013),
+    )
+
+    def timeline(coalesce: bool) -> tuple[list[tuple[str, int, int, int, int]], list[float]]:
+        world = build_world(s, ZERO_PARAMS)
+        world.ctx.coalesce = coalesce
+        world.env.run()
+        pods = [p for _, p in world.pods]
+        counts = [(p.pod, p.bytes_on_demand, p.bytes_background, p.cache_hits, p.cache_misses) for p in pods]
+        return counts, [p.ready_s for p in pods]
+
+    (fast_counts, fast_ready), (slow_counts, slow_ready) = timeline(True), timeline(False)
+    assert fast_counts == slow_counts
+    assert fast_ready == pytest.approx(slow_ready, rel=1e-12)
