@@ -69,6 +69,8 @@ from registry_mock.disk import DiskStorage
 
 async def main():
     root, log, link = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    if link.get("overload_curve") is not None:  # JSON made the (transfers, efficiency) pairs lists
+        link["overload_curve"] = tuple(tuple(p) for p in link["overload_curve"])
     spec = RegistrySpec(link=LinkSpec(**link), access_log=log)
     reg = await start_registry(spec, storage=DiskStorage(root))
     print(reg.address, flush=True)
@@ -80,7 +82,7 @@ asyncio.run(main())
 
 
 @contextlib.contextmanager
-def registry_process(root: Path, link: dict[str, float], access_log: Path) -> Iterator[str]:
+def registry_process(root: Path, link: dict[str, Any], access_log: Path) -> Iterator[str]:
     """registry_mock serving `root` in its own process (no GIL shared with the emulated nodes:
     a registry thread in the nodes' process stalled their trace replay while bodies were being
     sent); yields its host:port; stopped when the block ends."""
