@@ -140,11 +140,16 @@ def _key(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+_TREE_KEYS: dict[str, str] = {}  # per process: fingerprints run dpkg-query, sweeps ask often
+
+
 def tree_key(name: str) -> str:
-    r = recipe(name)
-    return _key(
-        name, str(TREE_FORMAT_VERSION), r.fingerprint(), code_version([], extra=[trees.collect_busybox])
-    )
+    """The cache key of recipe `name`'s tree (inputs + tree code); computed once per process."""
+    if name not in _TREE_KEYS:
+        r = recipe(name)
+        tree_code = code_version([], extra=[trees.collect_busybox])
+        _TREE_KEYS[name] = _key(name, str(TREE_FORMAT_VERSION), r.fingerprint(), tree_code)
+    return _TREE_KEYS[name]
 
 
 def _slug(fmt: LayerFormat) -> str:
