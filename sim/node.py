@@ -56,7 +56,7 @@ class LazyLayerState:
         self.layer = layer
         self.units = units
         self.state = bytearray(units.count)
-        self.inflight: dict[int, Any] = {}  # unit -> strategies.InFlight
+        self.inflight: dict[int, Any] = {}  # unit -> sim.lazy.InFlight
         self.toc_ready = env.event()
         self.background_started = False
         self.owner: PodState | None = None  # pod that triggered the mount (background bytes go there)

@@ -323,7 +323,7 @@ def test_recorded_trace_workload_relative_to_the_scenario(tmp_path: Path) -> Non
 
 
 def test_background_fetch_pauses_while_on_demand_reads_are_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sim.strategies as strategies
+    import sim.lazy as strategies
 
     log: list[tuple[str, float, float]] = []
     real_fetch = strategies.fetch
