@@ -380,3 +380,34 @@ def test_coalescing_cache_hits_changes_nothing(mode: PullMode) -> None:
     (fast_counts, fast_ready), (slow_counts, slow_ready) = timeline(True), timeline(False)
     assert fast_counts == slow_counts
     assert fast_ready == pytest.approx(slow_ready, rel=1e-12)
+
+
+def test_exact_timeline_of_one_lazy_start() -> None:
+    """resolve (2 GETs) -> TOC (1 GET) -> create -> one read: one GET of its blocks + decode."""
+    from sim.scenarios import build_world
+    from sim.workload import compile_trace
+    from startup.trace import Op, Trace, TraceOp
+
+    s = small_scenario(PullMode.LAZY, reads=0, layers=1)
+    image = build_images(s)["img"]
+    path, size = image.regular_files()[5]
+    think = 0.003
+    trace = Trace.of([TraceOp(op=Op.READ, path=path, offset=0, length=size, think_s=think)])
+    world = build_world(dataclasses.replace(s, workload=EmptyWorkload()), ZERO_PARAMS)
+    # replay the one-read trace through the same compiled form the run uses
+    world.ctx.traces["img"] = compile_trace(trace, world.ctx.images["img"], ZERO_PARAMS, "block", 50_000)
+    world.env.run()
+    ((_, pod),) = world.pods
+    layer = world.ctx.images["img"].layers[0]
+    (step,) = world.ctx.traces["img"].steps
+    rtt, bw = 0.01, 10e6
+    resolved = (rtt + 2000 / bw) + (rtt + 6000 / bw)
+    pulled = resolved + rtt + layer.toc_bytes / bw
+    nbytes = sum(layer.units("block", 50_000).lengths[u] for u in step.units)
+    ready = (
+        pulled + think + rtt + nbytes / bw + nbytes * layer.expansion / ZERO_PARAMS.zstd_decode_bytes_per_s
+    )
+    assert (pod.resolved_s, pod.pulled_s, pod.created_s, pod.ready_s) == pytest.approx(
+        (resolved, pulled, pulled, ready), rel=1e-12
+    )
+    assert (pod.requests, pod.bytes_on_demand, pod.cache_misses, pod.cache_hits) == (4, nbytes, 1, 0)
