@@ -328,29 +328,30 @@ def add_realimages_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentP
 
 
 def prune() -> list[Path]:
-    """Remove cached trees and images that current code and inputs would not use; the removed paths."""
+    """Remove cached trees and images that current code and inputs would not use; the removed paths.
+
+    Recipes whose inputs cannot be fingerprinted here (a package or tool missing) are left alone.
+    """
     base = cache_root() / "images"
     version = code_version(["imageformat"])
-    current_trees = {f"{n}-{tree_key(n)}" for n in RECIPES if _fingerprint_ok(n)}
+    known = [n for n in RECIPES if _fingerprint_ok(n)]
+    current_trees = {f"{n}-{tree_key(n)}" for n in known}
     removed: list[Path] = []
     for meta in sorted((base / "oci").glob("*.json")):
         try:
             built = BuiltImage(**json.loads(meta.read_text()))
-            stale = f"{built.name}-{built.tree_key}" not in current_trees or built.code_version != version
         except (ValueError, TypeError):
-            stale = True
-        if stale:
+            continue  # not ours to judge
+        if built.name not in known:
+            continue
+        if f"{built.name}-{built.tree_key}" not in current_trees or built.code_version != version:
             shutil.rmtree(meta.with_suffix(""), ignore_errors=True)
             meta.unlink()
             removed.append(meta.with_suffix(""))
     for tree in sorted((base / "trees").glob("*")):
+        name = tree.name.rsplit("-", 1)[0]
         building = ".tmp-" in tree.name
-        if (
-            tree.is_dir()
-            and not building
-            and tree.name not in current_trees
-            and tree.name.split("-")[0] in RECIPES
-        ):
+        if tree.is_dir() and not building and name in known and tree.name not in current_trees:
             shutil.rmtree(tree, ignore_errors=True)
             removed.append(tree)
     return removed
