@@ -133,6 +133,8 @@ class _Mount:
         env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
         self.mountpoint = mountpoint
+        # stderr to a file: a chatty mount must never block on a full pipe nobody reads
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -146,7 +148,7 @@ class _Mount:
                 name,
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
             cwd=REPO_ROOT,
             env=env,
@@ -162,22 +164,42 @@ class _Mount:
         reader.join(timeout_s)
         if not first or not first[0].startswith("mounted"):
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=30)
-            raise RecordError(
-                f"lazy mount of {ref} did not come up: {(first or [''])[0]!r} {err.strip()[-800:]}"
-            )
+            self.proc.communicate(timeout=30)
+            raise RecordError(f"lazy mount of {ref} did not come up: {(first or [''])[0]!r} {self._err()}")
+
+    def _err(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read().strip()[-800:]
 
     def unmount(self, timeout_s: float = 60) -> None:
         if os.path.ismount(self.mountpoint):
             subprocess.run(["fusermount3", "-u", str(self.mountpoint)], capture_output=True, check=False)
         try:
-            _, err = self.proc.communicate(timeout=timeout_s)
+            self.proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.communicate()
             raise RecordError("the lazy mount did not exit after unmounting") from None
+        finally:
+            err = self._err()
+            self._stderr.close()
         if self.proc.returncode != 0:
-            raise RecordError(f"the lazy mount exited with {self.proc.returncode}: {err.strip()[-800:]}")
+            raise RecordError(f"the lazy mount exited with {self.proc.returncode}: {err}")
+
+
+def _run_in(chroot: str, root: Path, spec: TraceSpec, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            [chroot, str(root), *spec.argv],
+            capture_output=True,
+            input=spec.stdin,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
+        )
+    except subprocess.TimeoutExpired:
+        raise RecordError(f"{' '.join(spec.argv)} ran longer than {timeout_s:.0f} s in the mount") from None
 
 
 def record_trace(
@@ -198,15 +220,7 @@ def record_trace(
         mnt.mkdir()
         mount = _Mount(f"{reg.address}/{repo}:{built.tag}", mnt, trace_file, spec.name, timeout_s)
         try:
-            r = subprocess.run(
-                [chroot, str(mnt), *spec.argv],
-                capture_output=True,
-                input=spec.stdin,
-                text=True,
-                timeout=timeout_s,
-                check=False,
-                env={"PATH": "/usr/bin:/bin", "HOME": "/root"},
-            )
+            r = _run_in(chroot, mnt, spec, timeout_s)
         finally:
             mount.unmount()
         if r.returncode != 0:

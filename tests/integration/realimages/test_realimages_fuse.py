@@ -9,7 +9,14 @@ import pytest
 from conftest import require_root
 
 from experiments import realimages
-from experiments.record_traces import TRACE_SPECS, missing_paths, record_trace, trace_stats
+from experiments.record_traces import (
+    TRACE_SPECS,
+    RecordError,
+    TraceSpec,
+    missing_paths,
+    record_trace,
+    trace_stats,
+)
 from startup.trace import Op
 from tests.helpers import require_fuse, require_tool
 
@@ -43,3 +50,16 @@ def test_busybox_script_trace_holds_the_scripts_reads(image_cache: Path) -> None
     assert missing_paths(trace, tocs) == []
     st = trace_stats(trace, tocs)
     assert 0 < st.fraction_read < 1 and st.files_read == len(read)
+
+
+def test_a_failing_command_is_a_record_error_and_leaves_no_mount(image_cache: Path) -> None:
+    require_fuse()
+    require_root()
+    require_tool("busybox")
+    spec = TraceSpec(
+        name="fails", image="busybox", argv=("/bin/sh", "-c", "cat /etc/motd; exit 3"), description=""
+    )
+    before = Path("/proc/self/mounts").read_text().count("lazylab-rec-")
+    with pytest.raises(RecordError, match=r"failed in the mount \(3\)"):
+        record_trace(spec, timeout_s=120)
+    assert Path("/proc/self/mounts").read_text().count("lazylab-rec-") == before
