@@ -13,6 +13,7 @@ from experiments.record_traces import (
     TRACE_SPECS,
     RecordError,
     TraceSpec,
+    load_shipped_trace,
     missing_paths,
     record_trace,
     trace_stats,
@@ -40,6 +41,10 @@ def test_busybox_script_trace_holds_the_scripts_reads(image_cache: Path) -> None
         "bin/busybox",
     } <= read
     assert "usr/share/app/unused.txt" not in read  # `find` lists it, nothing reads it
+    shipped = load_shipped_trace("busybox_shell_script")
+    assert read == {
+        o.path for o in shipped if o.op is Op.READ and o.length > 0
+    }  # the shipped trace is current
     assert any(o.op is Op.LISTDIR and o.path == "bin" for o in trace)  # `ls /bin`
     assert any(o.op is Op.READLINK and o.path.startswith("bin/") for o in trace)
     root = realimages.prepare_tree("busybox")
