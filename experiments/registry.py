@@ -18,7 +18,10 @@ EXPERIMENTS: dict[str, str] = {
     "example": "experiments.example:EXPERIMENT",
     "study_1_startup_gain": "experiments.study_1_startup_gain:EXPERIMENT",
     "study_2_registry_capacity": "experiments.study_2_registry_capacity:EXPERIMENT",
+    "study_3_fuse_overhead": "experiments.study_3_fuse_overhead:EXPERIMENT",
+    "study_4_prefetch": "experiments.study_4_prefetch:EXPERIMENT",
     "study_5_high_latency": "experiments.study_5_high_latency:EXPERIMENT",
+    "study_6_pool_toggle": "experiments.study_6_pool_toggle:EXPERIMENT",
     "validate": "experiments.validate:EXPERIMENT",
 }
 
