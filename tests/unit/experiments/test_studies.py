@@ -46,6 +46,7 @@ STUDIES: dict[str, tuple[str, tuple[str, ...]]] = {
         "time to ready",
         (
             "case",
+            "link",
             "RTT ms",
             "full",
             "partial",
