@@ -12,7 +12,8 @@ All runs are `lazy-prefetch` starts on one node (100 Mbit/s, 20 ms), one pod. Im
 Prefetch kinds (startup.scenario): `none`; `landmark` (the blob range before the landmark, one
 request); `trace` (the fetch units the recorded trace reads: a recorded prioritized list);
 `first-bytes` (the first 10 MB of the blob, stargz-store's `prefetch_size`).
-"Image local at" is the time the registry's egress to the node ends: the last background byte.
+"Last byte fetched at" is the time the registry's egress to the node ends (with background fetch on,
+the whole image is local then).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def effective(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def local_at_s(run: RunData) -> float:
-    """When the registry's egress ended (the node holds everything it will fetch)."""
+    """When the registry's egress to the node ended (the node holds everything it will fetch)."""
     rows = [r for r in run.tables.get("egress", ()) if float(r["bytes_per_s"]) > 0]
     step = float(run.config["sim"]["egress_sample_s"])
     return max((float(r["t_s"]) for r in rows), default=float("nan")) + step
@@ -150,7 +151,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
             "workers",
             "granularity",
             "ready s",
-            "image local at s",
+            "last byte fetched at s",
             "MB on demand",
             "MB fetched in all",
         ),
@@ -158,6 +159,10 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
         note="workers 'off': background fetch disabled (only what the start reads is ever fetched).",
     )
     return [_answer(runs), pf, bg]
+
+
+def _local(rs: list[RunData]) -> str:
+    return cell(mean_ci([local_at_s(r) for r in rs]))
 
 
 def _answer(runs: Sequence[RunData]) -> Table:
@@ -174,37 +179,43 @@ def _answer(runs: Sequence[RunData]) -> Table:
                 " / ".join(cell(ready[p]) for p in PREFETCH),
             )
         )
-        best = min(ready, key=lambda p: ready[p].mean)
-        parts.append(f"{image}: {cell(ready['none'])} s without prefetch, {cell(ready[best])} s with {best}")
+        text = (
+            f"{image}: {cell(ready['none'])} s without prefetch, {cell(ready['landmark'])} s with the "
+            f"landmark, {cell(ready['trace'])} s with the recorded list, {cell(ready['first-bytes'])} s with "
+            "the first 10 MB"
+        )
+        bgs = {b: g.get((image, "none", b, "block")) for b in BACKGROUND}
+        if all(bgs.values()):
+            bg_ready = " / ".join(cell(est(rs, "ready_s")) for rs in bgs.values() if rs)
+            bg_local = " / ".join(_local(rs) for rs in bgs.values() if rs)
+            rows.append((f"{image}: ready with background off / 1 / 2 / 4 / 8 workers (s)", bg_ready))
+            rows.append(
+                (f"{image}: last byte fetched at, background off / 1 / 2 / 4 / 8 workers (s)", bg_local)
+            )
+            text += (
+                f"; background off/1/2/4/8 workers: ready {bg_ready} s, last byte fetched at {bg_local} s "
+                "(with background fetch on, the whole image is local then)"
+            )
         ch, bl = g.get((image, "none", 0, "chunk")), g.get((image, "none", 0, "block"))
         if ch and bl:
-            rows.append(
-                (
-                    f"{image}, no prefetch, no background: ready chunk vs block (s); MB on demand",
-                    f"{cell(est(ch, 'ready_s'))} vs {cell(est(bl, 'ready_s'))}; "
-                    f"{cell(est(ch, 'bytes_on_demand'), 1e6)} vs {cell(est(bl, 'bytes_on_demand'), 1e6)}",
-                )
+            cmp = (
+                f"ready {cell(est(ch, 'ready_s'))} vs {cell(est(bl, 'ready_s'))} s, "
+                f"{cell(est(ch, 'bytes_on_demand'), 1e6)} vs {cell(est(bl, 'bytes_on_demand'), 1e6)} MB "
+                "on demand, "
+                f"{cell(est(ch, 'cache_misses'))} vs {cell(est(bl, 'cache_misses'))} misses"
             )
-        b1, b8 = g.get((image, "none", 1, "block")), g.get((image, "none", 8, "block"))
-        if b1 and b8:
-            rows.append(
-                (
-                    f"{image}: image local at, 1 vs 8 background workers (s)",
-                    f"{cell(mean_ci([local_at_s(r) for r in b1]))} vs "
-                    f"{cell(mean_ci([local_at_s(r) for r in b8]))}",
-                )
-            )
+            rows.append((f"{image}, no prefetch, no background: TOC chunks vs 50,000-byte blocks", cmp))
+            text += f"; TOC chunks vs blocks (no prefetch, no background): {cmp}"
+        parts.append(text)
     text = (
-        (
-            "Prefetch moves the start's reads before `created`, in few large requests instead of one "
-            "round trip "
-            "per miss: "
-            + "; ".join(parts)
-            + ". A recorded list (trace) or a landmark built from it fetch about "
-            "what the start needs; the first 10 MB helps only where the needed files happen to lie there. "
-            "Background concurrency decides when the whole image is local, not the start (it pauses during "
-            "on-demand reads). TOC-chunk granularity fetches less than 50,000-byte blocks for sparse reads."
-        )
+        "Prefetch moves the start's reads before `created`, in a few large requests instead of one round "
+        "trip per miss. "
+        + ". ".join(parts)
+        + ". The first 10 MB of the blob helps only as far as the start's files happen to lie there. "
+        "Background fetch makes the whole image local (its concurrency sets when), and it also fills the "
+        "cache ahead of the start's reads; but a background request in flight is not interrupted by an "
+        "on-demand read, so many workers on a slow link can delay the start (docs/model.md). TOC chunks "
+        "fetch fewer bytes than 50,000-byte blocks, but in smaller units: more misses, each a round trip."
         if parts
         else "(no runs)"
     )
@@ -257,7 +268,7 @@ EXPERIMENT = Experiment(
         "study.background": BACKGROUND,
         "pull.lazy_granularity": GRANULARITY,
     },
-    replications=2,
+    replications=3,
     tabulate=tabulate,
     plot=plot,
     quick_factors={
