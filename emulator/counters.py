@@ -1,8 +1,15 @@
 """Per-layer and per-node counters of the lazy store (what moved, why, and how fast reads were).
 
-Purposes: `on_demand` (a reader waited for it), `prefetch` (before ready), `background`
-(low-priority fill), `toc` (TOC and footer). Byte counts are response-body bytes that crossed
-the link (including merged gap bytes), so they add up to what the registry sent.
+Purposes: `on_demand` (a reader waited for it), `readahead` (fetched ahead of a sequential
+reader, `emulator.readahead`), `prefetch` (before ready), `background` (low-priority fill), `toc`
+(TOC and footer). Byte counts are response-body bytes that crossed the link (including merged
+gap bytes), so they add up to what the registry sent.
+
+`view_ops` / `view_cpu_s`: file-system operations (stat, listdir, readlink, xattrs, read) the
+store served, and the CPU time spent serving them in the calling thread (`time.thread_time`,
+fetch waits excluded: a read's network wait costs no CPU; decode counts where it runs). They
+are what the start would have cost in FUSE operations and daemon CPU had it gone through a
+mount; `emulator.fuse` measures the mounted case itself.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 
 class Purpose(StrEnum):
     ON_DEMAND = "on_demand"
+    READAHEAD = "readahead"
     PREFETCH = "prefetch"
     BACKGROUND = "background"
     TOC = "toc"
@@ -42,6 +50,7 @@ class Purpose(StrEnum):
 @dataclass(slots=True)
 class Counters:
     bytes_on_demand: int = 0
+    bytes_readahead: int = 0
     bytes_prefetch: int = 0
     bytes_background: int = 0
     bytes_toc: int = 0
@@ -50,6 +59,8 @@ class Counters:
     cache_hits: int = 0  # verification units (chunks/files) served from a cache
     cache_misses: int = 0  # units that had to be fetched
     reads: int = 0
+    view_ops: int = 0
+    view_cpu_s: float = 0.0
     read_latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     read_latency_sum_s: float = 0.0
 
@@ -59,6 +70,10 @@ class Counters:
         self.requests += requests
         self.ranges += ranges
 
+    def observe_op(self, cpu_s: float) -> None:
+        self.view_ops += 1
+        self.view_cpu_s += cpu_s
+
     def observe_read(self, latency_s: float) -> None:
         self.reads += 1
         self.read_latency_sum_s += latency_s
@@ -66,11 +81,13 @@ class Counters:
 
     @property
     def bytes_total(self) -> int:
-        return self.bytes_on_demand + self.bytes_prefetch + self.bytes_background + self.bytes_toc
+        moved = self.bytes_on_demand + self.bytes_readahead + self.bytes_prefetch
+        return moved + self.bytes_background + self.bytes_toc
 
     def merge(self, other: Counters) -> None:
         for name in (
             "bytes_on_demand",
+            "bytes_readahead",
             "bytes_prefetch",
             "bytes_background",
             "bytes_toc",
@@ -79,8 +96,10 @@ class Counters:
             "cache_hits",
             "cache_misses",
             "reads",
+            "view_ops",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.view_cpu_s += other.view_cpu_s
         self.read_latency_sum_s += other.read_latency_sum_s
         self.read_latency_counts = [
             a + b for a, b in zip(self.read_latency_counts, other.read_latency_counts, strict=True)
@@ -97,6 +116,7 @@ class Counters:
         d.merge(self)
         for name in (
             "bytes_on_demand",
+            "bytes_readahead",
             "bytes_prefetch",
             "bytes_background",
             "bytes_toc",
@@ -105,8 +125,10 @@ class Counters:
             "cache_hits",
             "cache_misses",
             "reads",
+            "view_ops",
         ):
             setattr(d, name, getattr(self, name) - getattr(before, name))
+        d.view_cpu_s -= before.view_cpu_s
         d.read_latency_sum_s -= before.read_latency_sum_s
         d.read_latency_counts = [
             a - b for a, b in zip(self.read_latency_counts, before.read_latency_counts, strict=True)

@@ -11,13 +11,21 @@ hashed and compared before they are cached or returned: no byte reaches a reader
 Fetch granularity: `CHUNK` asks for the chunks' compressed ranges (c/storage style); `BLOCK`
 asks for the 50 000-byte aligned blob blocks covering them (stargz-store style), caching the
 raw blocks too (a unit that fails verification evicts its blocks and is fetched once more).
-Concurrent readers of the same unit share one fetch.
+Concurrent readers of the same unit share one fetch. Sequential readers can be read ahead of
+(`emulator.readahead`, off by default). Decoding and hashing of large fetches runs in a worker
+thread (zstd and sha256 release the GIL), so the loop keeps receiving the next fetch meanwhile.
+
+Thread safety: the async API belongs to the loop; the `*_now` methods (metadata from the merged
+tree, which never changes once the TOCs are loaded, and `read_cached`, which serves a read only
+when every unit is in the cache) may be called from any thread: counters are updated under a
+lock, the caches are thread-safe.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,12 +37,15 @@ from emulator.counters import POD_COUNTERS, Counters, CounterSet, Purpose
 from emulator.errors import VerificationError
 from emulator.overlay import MergedTree
 from emulator.ranges import RangeFetcher, RangePolicy
+from emulator.readahead import Readahead, ReadaheadPolicy
 from emulator.recorder import timed
 from emulator.reference import ImageReference
 from emulator.view import Stat
 from imageformat.byterange import ByteRange, merge_ranges
 from imageformat.layer import ChunkDecodeError, decode_chunk
 from imageformat.toc import Chunk, ChunkKind, Toc, TocEntry
+
+DECODE_IN_THREAD_BYTES = 256 << 10  # fetches that decode to at least this much decode off the loop
 
 
 class Granularity(StrEnum):
@@ -48,6 +59,7 @@ class StoreOptions:
     block_size_bytes: int = 50_000  # stargz-store `blob.chunk_size`
     range_policy: RangePolicy = field(default_factory=RangePolicy)
     verify_retries: int = 1  # refetch a unit this many times after a digest mismatch
+    readahead: ReadaheadPolicy = field(default_factory=ReadaheadPolicy)  # off by default
 
     def __post_init__(self) -> None:
         if self.block_size_bytes < 1:
@@ -105,6 +117,12 @@ class LazyStore:
         self._on_demand = 0
         self.idle = asyncio.Event()  # set while no on-demand read is in flight
         self.idle.set()
+        self._counter_lock = threading.Lock()
+        self.readahead = Readahead(self, self.options.readahead) if self.options.readahead.enabled else None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # built outside a loop: `bind_loop` before `read_cached` needs it
+            self._loop = None
 
     # -- counters -----------------------------------------------------------------------------
     def _targets(self, layer: int) -> list[Counters]:
@@ -116,28 +134,64 @@ class LazyStore:
         return out
 
     def _count(self, layer: int, fn: str, *args: object) -> None:
-        for c in self._targets(layer):
-            getattr(c, fn)(*args)
+        targets = self._targets(layer)
+        with self._counter_lock:
+            for c in targets:
+                getattr(c, fn)(*args)
 
     def _bump(self, layer: int, attr: str, n: int = 1) -> None:
-        for c in self._targets(layer):
-            setattr(c, attr, getattr(c, attr) + n)
+        targets = self._targets(layer)
+        with self._counter_lock:
+            for c in targets:
+                setattr(c, attr, getattr(c, attr) + n)
+
+    def _op(self, layer: int, cpu_s: float) -> None:
+        """One file-system operation served (see `Counters.view_ops`)."""
+        self._count(max(0, layer), "observe_op", cpu_s)
 
     def totals(self) -> Counters:
         return self.counters.total()
 
-    # -- metadata -----------------------------------------------------------------------------
+    # -- metadata (the merged tree is immutable: any thread) ----------------------------------
+    def stat_now(self, path: str) -> Stat:
+        t0 = time.thread_time()
+        try:
+            return self.tree.stat(path)
+        finally:
+            self._op(0, time.thread_time() - t0)
+
+    def listdir_now(self, path: str) -> list[str]:
+        t0 = time.thread_time()
+        try:
+            return self.tree.listdir(path)
+        finally:
+            self._op(0, time.thread_time() - t0)
+
+    def readlink_now(self, path: str) -> str:
+        t0 = time.thread_time()
+        try:
+            return self.tree.readlink(path)
+        finally:
+            self._op(0, time.thread_time() - t0)
+
+    def xattrs_now(self, path: str) -> dict[str, bytes]:
+        t0 = time.thread_time()
+        try:
+            return dict(self.tree.stat(path).xattrs)
+        finally:
+            self._op(0, time.thread_time() - t0)
+
     async def stat(self, path: str) -> Stat:
-        return self.tree.stat(path)
+        return self.stat_now(path)
 
     async def listdir(self, path: str) -> list[str]:
-        return self.tree.listdir(path)
+        return self.listdir_now(path)
 
     async def readlink(self, path: str) -> str:
-        return self.tree.readlink(path)
+        return self.readlink_now(path)
 
     async def xattrs(self, path: str) -> dict[str, bytes]:
-        return dict(self.tree.stat(path).xattrs)
+        return self.xattrs_now(path)
 
     # -- units --------------------------------------------------------------------------------
     def units_for(self, layer: int, entry: TocEntry, wanted: ByteRange | None = None) -> list[Unit]:
@@ -164,29 +218,77 @@ class LazyStore:
     # -- reads --------------------------------------------------------------------------------
     async def read(self, path: str, offset: int, length: int) -> bytes:
         """`length` bytes at `offset` of the file at `path` (symlinks followed), fetched on demand."""
-        start = time.perf_counter()
-        layer, entry = self.tree.regular(self.tree.resolve(path))
+        start, cpu0 = time.perf_counter(), time.thread_time()
+        canonical = self.tree.resolve(path)
+        layer, entry = self.tree.regular(canonical)
         end = min(entry.size, offset + max(0, length))
         if offset >= end:
+            self._op(layer, time.thread_time() - cpu0)
             return b""
         wanted = ByteRange(offset, end)
         units = self.units_for(layer, entry, wanted)
+        if self.readahead is not None:
+            self.readahead.on_read(canonical, layer, entry, offset, end)
         self._on_demand += 1
         self.idle.clear()
+        cpu_s = time.thread_time() - cpu0
         try:
             contents = await self.load(units, Purpose.ON_DEMAND)
         finally:
             self._on_demand -= 1
             if self._on_demand == 0:
                 self.idle.set()
-        out = bytearray()
-        for u in units:
-            fr = u.file_range
-            data = contents[u.key]
-            lo, hi = max(wanted.start, fr.start), min(wanted.stop, fr.stop)
-            out += data[lo - fr.start : hi - fr.start]
+        cpu1 = time.thread_time()
+        out = _assemble(units, contents, wanted)
         self._count(layer, "observe_read", time.perf_counter() - start)
-        return bytes(out)
+        self._op(layer, cpu_s + time.thread_time() - cpu1)
+        return out
+
+    def read_cached(self, path: str, offset: int, length: int) -> bytes | None:
+        """The read served from the cache alone, or None if a unit is missing (any thread; no fetch).
+
+        Counted like `read` (cache hits, latency, one operation); a file with a readahead window
+        tells the loop where the reader is, so readahead keeps going while hits are served here."""
+        start, cpu0 = time.perf_counter(), time.thread_time()
+        canonical = self.tree.resolve(path)
+        layer, entry = self.tree.regular(canonical)
+        end = min(entry.size, offset + max(0, length))
+        if offset >= end:
+            self._op(layer, time.thread_time() - cpu0)
+            return b""
+        wanted = ByteRange(offset, end)
+        units = self.units_for(layer, entry, wanted)
+        contents: dict[str, bytes] = {}
+        hits = 0
+        for u in units:
+            if u.key in contents:
+                continue
+            if not u.fetch_chunks:
+                contents[u.key] = bytes(sum(c.size for c in u.chunks))
+                continue
+            data = self.cache.get(u.key)
+            if data is None:
+                return None
+            contents[u.key] = data
+            hits += 1
+        ra = self.readahead
+        if ra is not None and ra.tracks(canonical) and self._loop is not None:
+            self._loop.call_soon_threadsafe(ra.on_read, canonical, layer, entry, offset, end)
+        out = _assemble(units, contents, wanted)
+        if hits:
+            self._bump(layer, "cache_hits", hits)
+        self._count(layer, "observe_read", time.perf_counter() - start)
+        self._op(layer, time.thread_time() - cpu0)
+        return out
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The loop the async API runs on (needed by `read_cached` callers in other threads)."""
+        self._loop = loop
+
+    async def close(self) -> None:
+        """Stop readahead in flight (the caches and the client stay: they are shared)."""
+        if self.readahead is not None:
+            await self.readahead.cancel()
 
     async def load(self, units: Iterable[Unit], purpose: Purpose) -> dict[str, bytes]:
         """Verified content of every unit (cache, shared in-flight fetch, or one fetch per layer)."""
@@ -250,15 +352,11 @@ class LazyStore:
             compressed = await self._fetch_compressed(
                 layer, [c.compressed for u in pending for c in u.fetch_chunks], purpose, refresh=attempt > 0
             )
-            failed: list[Unit] = []
-            for u in pending:
-                try:
-                    content = self._decode_unit(layer, u, compressed)
-                except VerificationError:
-                    failed.append(u)
-                    continue
-                self.cache.put(u.key, content)
-                out[u.key] = content
+            if sum(u.file_range.length for u in pending) >= DECODE_IN_THREAD_BYTES:
+                decoded, failed = await asyncio.to_thread(self._decode_units, layer, pending, compressed)
+            else:
+                decoded, failed = self._decode_units(layer, pending, compressed)
+            out.update(decoded)
             if not failed:
                 return out
             pending = failed
@@ -267,6 +365,22 @@ class LazyStore:
             f"layer {self.layers[layer].digest[:19]}: bytes {u.chunks[0].compressed.to_http()} do not match "
             f"{u.digest} after {self.options.verify_retries + 1} fetches"
         )
+
+    def _decode_units(
+        self, layer: int, units: list[Unit], compressed: dict[ByteRange, bytes]
+    ) -> tuple[dict[str, bytes], list[Unit]]:
+        """Decode, verify and cache each unit: (verified contents, units that failed verification)."""
+        out: dict[str, bytes] = {}
+        failed: list[Unit] = []
+        for u in units:
+            try:
+                content = self._decode_unit(layer, u, compressed)
+            except VerificationError:
+                failed.append(u)
+                continue
+            self.cache.put(u.key, content)
+            out[u.key] = content
+        return out, failed
 
     def _decode_unit(self, layer: int, u: Unit, compressed: dict[ByteRange, bytes]) -> bytes:
         toc = self.tocs[layer]
@@ -325,3 +439,20 @@ class LazyStore:
             joined = b"".join(blocks[b] for b in range(first, last + 1))
             out[r] = joined[r.start - first * bs : r.stop - first * bs]
         return out
+
+
+def _assemble(units: Sequence[Unit], contents: dict[str, bytes], wanted: ByteRange) -> bytes:
+    """The `wanted` file bytes cut from the units' contents (which cover it, in file order)."""
+    if len(units) == 1:
+        fr = units[0].file_range
+        data = contents[units[0].key]
+        if fr.start == wanted.start and fr.stop == wanted.stop:
+            return data
+        return data[wanted.start - fr.start : wanted.stop - fr.start]
+    out = bytearray()
+    for u in units:
+        fr = u.file_range
+        data = contents[u.key]
+        lo, hi = max(wanted.start, fr.start), min(wanted.stop, fr.stop)
+        out += memoryview(data)[lo - fr.start : hi - fr.start]
+    return bytes(out)
