@@ -163,6 +163,8 @@ async def run_start_detailed(
         ranges=p.ranges + c.ranges,
         cache_hits=c.cache_hits,
         cache_misses=c.cache_misses,
+        fuse_ops=c.view_ops,  # operations the lazy store served (a FUSE op each, had it been mounted)
+        fuse_cpu_s=c.view_cpu_s,  # CPU serving them in-process (no kernel crossing: a lower bound)
         error=error,
     )
     return StartResult(record, p.replay)

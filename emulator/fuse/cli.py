@@ -62,7 +62,7 @@ def run_mount(args: argparse.Namespace) -> int:
         print(f"mounted {mp}", flush=True)
 
     with open_view(args.ref, args) as view:
-        mount(
+        stats = mount(
             view,
             mp,
             record=recorder,
@@ -72,6 +72,7 @@ def run_mount(args: argparse.Namespace) -> int:
             kernel_cache=args.kernel_cache,
             attr_timeout_s=args.attr_timeout,
         )
+    print(f"fuse: {stats.ops} operations, {stats.cpu_s:.3f} s CPU in the handlers", flush=True)
     if recorder is not None:
         trace = recorder.to_trace(name=args.trace_name or mp.name, image=args.ref)
         trace.save(args.record)

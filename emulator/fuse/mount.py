@@ -11,9 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from emulator.errors import EmulatorError
 from emulator.fuse.recorder import TraceRecorder
+
+if TYPE_CHECKING:
+    from emulator.fuse.operations import FuseStats
 from emulator.view import FileSystemView
 
 
@@ -37,7 +41,7 @@ def mount(
     fsname: str = "lazylab",
     attr_timeout_s: float = 1.0,
     kernel_cache: bool = False,
-) -> None:
+) -> FuseStats:
     """Serve `view` at `mountpoint` until unmounted. `on_ready` runs once the kernel sent INIT.
 
     `foreground=False` lets libfuse daemonize (fork): only safe before any thread was started
@@ -45,6 +49,7 @@ def mount(
     `kernel_cache` keeps file pages in the kernel's page cache across opens (right for an
     immutable image, but a recorded trace then misses re-reads); off by default, so every open
     of a file reaches the view, as a program's accesses would on a cold node.
+    Returns the FUSE operations served and their CPU time (`FuseStats`).
     """
     mp = Path(mountpoint)
     if not mp.is_dir():
@@ -79,3 +84,4 @@ def mount(
         # successful INIT that is the normal, clean way out.
         if not ops.initialized:
             raise MountError(f"mounting {mp} failed (libfuse status {e})") from None
+    return ops.stats

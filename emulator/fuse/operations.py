@@ -3,17 +3,25 @@
 Paths arrive from libfuse as absolute (`/usr/bin`) and go to the view normalized (`usr/bin`,
 `.` for the root). The view's OSErrors (ENOENT, ENOTDIR, EIO, ...) go back to the kernel
 unchanged; any other exception from the view becomes EIO (logged), never wrong bytes.
+
+`ViewOperations.stats` counts the FUSE operations served (every callback but `init`) and the
+CPU time spent in them (`time.thread_time` in the libfuse worker thread: mfusepy's argument
+conversion and ours, plus the view's work when it runs in that thread - metadata and cached
+reads of the lazy view; fetches and decodes on the store's loop thread are not FUSE CPU).
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import posixpath
 import stat as st
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import mfusepy
@@ -39,6 +47,32 @@ TYPE_BITS = {
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _DEVICES = (EntryType.CHAR, EntryType.BLOCK)
 ENOATTR = getattr(errno, "ENOATTR", errno.ENODATA)
+
+
+@dataclass(frozen=True, slots=True)
+class FuseStats:
+    ops: int = 0  # FUSE callbacks served (init excluded)
+    cpu_s: float = 0.0  # thread CPU time spent in them
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _served(fn: F) -> F:
+    """Count the callback as one FUSE operation and add its thread CPU time to the stats."""
+
+    @functools.wraps(fn)
+    def wrapper(self: ViewOperations, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return fn(self, *args, **kwargs)
+        finally:
+            cpu = time.thread_time() - t0
+            with self._stats_lock:
+                self._ops += 1
+                self._cpu_s += cpu
+
+    return wrapper  # type: ignore[return-value]
 
 
 def view_path(fuse_path: str) -> str:
@@ -84,6 +118,14 @@ class ViewOperations(mfusepy.Operations):  # type: ignore[misc]
         self._ino_lock = threading.Lock()
         self._synthetic_ino: dict[str, int] = {}
         self.initialized = False
+        self._stats_lock = threading.Lock()
+        self._ops = 0
+        self._cpu_s = 0.0
+
+    @property
+    def stats(self) -> FuseStats:
+        with self._stats_lock:
+            return FuseStats(self._ops, self._cpu_s)
 
     # -- plumbing -----------------------------------------------------------------------------
     def _call(self, op: Op | None, path: str, fn: Callable[[], T], *, offset: int = 0) -> T:
@@ -127,6 +169,7 @@ class ViewOperations(mfusepy.Operations):  # type: ignore[misc]
         if self.on_ready is not None:
             self.on_ready()
 
+    @_served
     def getattr(self, path: str, fh: int | None = None) -> dict[str, Any]:
         p = view_path(path)
         s = self._call(Op.STAT, p, lambda: self.view.stat(p))
@@ -135,6 +178,7 @@ class ViewOperations(mfusepy.Operations):  # type: ignore[misc]
             link_size = len(os.fsencode(self.view.readlink(p)))
         return stat_to_attrs(s, ino=self._ino(p, s), symlink_size=link_size)
 
+    @_served
     def readdir(self, path: str, fh: int) -> list[tuple[str, dict[str, int], int]]:
         # With use_ino the kernel gets d_ino from these stats; an entry with d_ino 0 is hidden
         # by readdir(3), so every entry carries its mode and inode (unrecorded view stats).
@@ -149,10 +193,12 @@ class ViewOperations(mfusepy.Operations):  # type: ignore[misc]
             )
         return out
 
+    @_served
     def readlink(self, path: str) -> str:
         p = view_path(path)
         return self._call(Op.READLINK, p, lambda: self.view.readlink(p))
 
+    @_served
     def open(self, path: str, flags: int) -> int:
         p = view_path(path)
         if flags & _WRITE_FLAGS:
@@ -162,6 +208,7 @@ class ViewOperations(mfusepy.Operations):  # type: ignore[misc]
             raise mfusepy.FuseOSError(errno.EISDIR)
         return 0
 
+    @_served
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         p = view_path(path)
         return self._call(Op.READ, p, lambda: self.view.read(p, offset, size), offset=offset)
@@ -172,18 +219,22 @@ class ViewOperations(mfusepy.Operations):  # type: ignore[misc]
             return self._call(None, p, lambda: getter(p))  # type: ignore[no-any-return]
         return self._call(None, p, lambda: self.view.stat(p)).xattrs
 
+    @_served
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
         xattrs = self._xattrs(view_path(path))
         if name not in xattrs:
             raise mfusepy.FuseOSError(ENOATTR)
         return bytes(xattrs[name])
 
+    @_served
     def listxattr(self, path: str) -> list[str]:
         return list(self._xattrs(view_path(path)))
 
+    @_served
     def statfs(self, path: str) -> dict[str, int]:
         return {"f_bsize": 4096, "f_frsize": 4096, "f_namemax": 255}
 
+    @_served
     def access(self, path: str, amode: int) -> int:
         if amode & os.W_OK:
             raise mfusepy.FuseOSError(errno.EROFS)
