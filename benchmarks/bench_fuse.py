@@ -209,6 +209,14 @@ def main() -> int:
         f"FUSE {lazy_fuse * 1e3:.1f} ms, overhead {(lazy_fuse - lazy_in) / n_ops * 1e6:.1f} us/op, "
         f"ratio {lazy_fuse / lazy_in:.1f}x"
     )
+    print("per operation (trace replay, warm):")
+    print(f"{'':<28}{'in-process':>14}{'FUSE':>14}")
+    print(f"{'local directory':<28}{total_in / n_ops * 1e6:>11.1f} us{total_fuse / n_ops * 1e6:>11.1f} us")
+    print(f"{'lazy store':<28}{lazy_in / n_ops * 1e6:>11.1f} us{lazy_fuse / n_ops * 1e6:>11.1f} us")
+    print(
+        f"lazy FUSE / local FUSE per op: {lazy_fuse / total_fuse:.2f}x "
+        f"(+{(lazy_fuse - total_fuse) / n_ops * 1e6:.1f} us/op: the lazy view's own cost through FUSE)"
+    )
     return 0
 
 

@@ -76,10 +76,15 @@ class Readahead:
         self.fetches = 0  # readahead fetches started
         self.failures = 0  # readahead fetches that failed (the reader fetched on its own)
 
-    def tracks(self, path: str) -> bool:
-        """True if `path` (canonical) has a readahead window (cheap; any thread)."""
+    def note_hit(self, loop: asyncio.AbstractEventLoop, path: str, offset: int, end: int) -> None:
+        """A read of `[offset, end)` was served from the cache in another thread: move the reader's
+        position on, and wake the loop only when the window has room for another fetch."""
         st = self._files.get(path)
-        return st is not None and st.window > 0
+        if st is None or st.window == 0 or offset != st.next_offset:
+            return
+        st.next_offset = end  # a plain store: the loop reads it in `_pump`
+        if st.ahead < min(st.entry.size, end + st.window) and len(st.inflight) < self.policy.max_inflight:
+            loop.call_soon_threadsafe(self._pump, path, st)
 
     def on_read(self, path: str, layer: int, entry: TocEntry, offset: int, end: int) -> None:
         """A reader asked `[offset, end)` of the canonical `path`: update its window, fetch ahead."""

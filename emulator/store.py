@@ -46,6 +46,7 @@ from imageformat.layer import ChunkDecodeError, decode_chunk
 from imageformat.toc import Chunk, ChunkKind, Toc, TocEntry
 
 DECODE_IN_THREAD_BYTES = 256 << 10  # fetches that decode to at least this much decode off the loop
+MAX_CACHED_STATS = 200_000
 
 
 class Granularity(StrEnum):
@@ -118,6 +119,7 @@ class LazyStore:
         self.idle = asyncio.Event()  # set while no on-demand read is in flight
         self.idle.set()
         self._counter_lock = threading.Lock()
+        self._stats: dict[str, Stat] = {}  # path -> stat (the tree never changes)
         self.readahead = Readahead(self, self.options.readahead) if self.options.readahead.enabled else None
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -156,9 +158,19 @@ class LazyStore:
     def stat_now(self, path: str) -> Stat:
         t0 = time.thread_time()
         try:
-            return self.tree.stat(path)
+            st = self._stats.get(path)
+            if st is None:  # a directory's stat counts its subdirectories: worth keeping
+                st = self.tree.stat(path)
+                if len(self._stats) >= MAX_CACHED_STATS:
+                    self._stats.clear()
+                self._stats[path] = st
+            return st
         finally:
             self._op(0, time.thread_time() - t0)
+
+    def stat_now_uncounted(self, path: str) -> Stat:
+        st = self._stats.get(path)
+        return st if st is not None else self.tree.stat(path)
 
     def listdir_now(self, path: str) -> list[str]:
         t0 = time.thread_time()
@@ -177,7 +189,7 @@ class LazyStore:
     def xattrs_now(self, path: str) -> dict[str, bytes]:
         t0 = time.thread_time()
         try:
-            return dict(self.tree.stat(path).xattrs)
+            return dict(self.stat_now_uncounted(path).xattrs)
         finally:
             self._op(0, time.thread_time() - t0)
 
@@ -271,14 +283,16 @@ class LazyStore:
                 return None
             contents[u.key] = data
             hits += 1
-        ra = self.readahead
-        if ra is not None and ra.tracks(canonical) and self._loop is not None:
-            self._loop.call_soon_threadsafe(ra.on_read, canonical, layer, entry, offset, end)
+        if self.readahead is not None and self._loop is not None:
+            self.readahead.note_hit(self._loop, canonical, offset, end)
         out = _assemble(units, contents, wanted)
-        if hits:
-            self._bump(layer, "cache_hits", hits)
-        self._count(layer, "observe_read", time.perf_counter() - start)
-        self._op(layer, time.thread_time() - cpu0)
+        latency_s, cpu_s = time.perf_counter() - start, time.thread_time() - cpu0
+        targets = self._targets(layer)
+        with self._counter_lock:
+            for c in targets:
+                c.cache_hits += hits
+                c.observe_read(latency_s)
+                c.observe_op(cpu_s)
         return out
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
