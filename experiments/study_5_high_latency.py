@@ -201,9 +201,11 @@ def _answer(runs: Sequence[RunData]) -> Table:
 def plot(runs: Sequence[RunData]) -> list[Plot]:
     fig = Figure(figsize=(11, 6.4))
     g = groups(runs, "study.case", "study.link", "cluster.rtt_s", "mode")
-    for j, link in enumerate(LINKS):
-        for i, case in enumerate(CASES):
-            ax = fig.add_subplot(len(LINKS), len(CASES), j * len(CASES) + i + 1)
+    links = [lk for lk in LINKS if any(k[1] == lk for k in g)]
+    cases = [c for c in CASES if any(k[0] == c for k in g)]
+    for j, link in enumerate(links):
+        for i, case in enumerate(cases):
+            ax = fig.add_subplot(len(links), len(cases), j * len(cases) + i + 1)
             for mode in MODES:
                 pts = sorted(
                     (float(rtt) * 1e3, est(rs, "ready_s").mean)
@@ -215,7 +217,7 @@ def plot(runs: Sequence[RunData]) -> list[Plot]:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"{case}, {link}", fontsize=9)
-            if j == len(LINKS) - 1:
+            if j == len(links) - 1:
                 ax.set_xlabel("RTT (ms)")
             if i == 0:
                 ax.set_ylabel("time to ready (s)")
