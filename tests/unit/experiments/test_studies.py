@@ -4,6 +4,7 @@ plots, and writes a report; plus the pure pieces the studies rely on (names, cas
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from experiments import registry
 from experiments.cache import ResultCache
 from experiments.calibration_file import load_calibration
 from experiments.executor import inline_backend, run_sweep
-from experiments.framework import Calibration
+from experiments.framework import Calibration, RunData
 from experiments.report import write_report
 from experiments.study_2_registry_capacity import capacity
 from experiments.study_common import apply_case, parse_real, resolve_names
@@ -74,6 +75,35 @@ STUDIES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+def _check_startup_gain(runs: list[RunData]) -> None:
+    by = {(r.factors["study.case"], r.factors["mode"]): r.records[0] for r in runs}
+    for case in ("syn-250MB-ws6.4", "real-python-import"):
+        full, lazy = by[(case, "full")], by[(case, "lazy")]
+        assert lazy.pull_s < full.pull_s / 5  # lazy "pull" is the TOC only
+        assert lazy.bytes_on_demand > 0 and full.bytes_layers > lazy.bytes_on_demand
+
+
+def _check_fuse(runs: list[RunData]) -> None:
+    warm = {r.factors["study.variant"]: next(x for x in r.records if x.pod == "pod-00001") for r in runs}
+    assert warm["full"].run_s < warm["lazy+passthrough"].run_s < warm["lazy"].run_s
+    assert warm["lazy+passthrough"].fuse_ops < warm["lazy"].fuse_ops
+
+
+def _check_toggle(runs: list[RunData]) -> None:
+    from experiments.study_6_pool_toggle import initial_bytes, repull_bytes
+
+    by = {r.factors["study.direction"]: r for r in runs}
+    assert repull_bytes(by["on"]) == 0  # fully pulled images survive check-layer-state
+    assert repull_bytes(by["off"]) == pytest.approx(initial_bytes(by["off"]), rel=0.01)  # re-pulled in full
+
+
+CHECKS: dict[str, Callable[[list[RunData]], None]] = {
+    "study_1_startup_gain": _check_startup_gain,
+    "study_3_fuse_overhead": _check_fuse,
+    "study_6_pool_toggle": _check_toggle,
+}
+
+
 @pytest.fixture(scope="module")
 def calibration() -> Calibration:
     from pathlib import Path
@@ -105,6 +135,7 @@ def test_quick_variant_runs_tabulates_plots_and_reports(name, tmp_path, calibrat
     assert table.columns[: len(columns)] == columns
     assert table.rows, f"{table.title} has no rows"
     assert quick.plot(runs)
+    CHECKS.get(name, lambda runs: None)(runs)
     md = write_report(
         quick, results_dir=tmp_path / "r", reports_dir=tmp_path / "rep", calibration=calibration
     )
@@ -137,7 +168,7 @@ def test_cases_are_spelled_out_in_the_effective_config():
 
 
 def test_capacity_is_the_largest_rollout_before_the_first_miss():
-    from experiments.framework import RunData, RunResult
+    from experiments.framework import RunResult
     from startup.modes import PullMode
     from startup.record import StartupRecord
 
