@@ -6,7 +6,9 @@
         ...
 
 Request pipeline (one middleware): rate limit (429) -> route -> name check -> auth (401) -> faults
-(5xx, slow first byte) -> added latency -> handler; every request is logged and counted.
+(5xx, slow first byte) -> handler; the added latency is waited out just before the response starts
+(request start + latency; the registry's own processing runs inside it); every request is logged and
+counted.
 """
 
 from __future__ import annotations
@@ -90,7 +92,11 @@ async def _request_faults(request: web.Request) -> None:
         raise RegistryError("UNAVAILABLE", "injected fault", status=rule.status)
     rule = faults.get(FaultKind.SLOW_FIRST_BYTE)
     if rule is not None:
-        await asyncio.sleep(rule.delay_s)
+        deadline = request.get(blobs.RESPONSE_NOT_BEFORE)
+        if deadline is not None:  # on top of the link's latency, as before
+            request[blobs.RESPONSE_NOT_BEFORE] = deadline + rule.delay_s
+        else:
+            await asyncio.sleep(rule.delay_s)
 
 
 async def token(request: web.Request) -> web.Response:
@@ -127,12 +133,15 @@ async def pipeline(request: web.Request, handler: Callable[[web.Request], Awaita
             if retry is not None:
                 raise RegistryError("TOOMANYREQUESTS", "request rate limit exceeded",
                                     headers={"Retry-After": str(max(1, int(retry + 0.999)))})
-            await st.link.delay_response(t0)
+            if st.link.spec.latency_s > 0:  # waited out just before the response starts
+                request[blobs.RESPONSE_NOT_BEFORE] = t0 + st.link.spec.latency_s
         response = await handler(request)
         status = response.status
+        await blobs.hold_response(request)
     except RegistryError as e:
         response = e.to_response(head=request.method == "HEAD")
         status = e.status
+        await blobs.hold_response(request)
     except ClientGone as e:
         response, status = e.response, 499
         ctx.bytes_sent = e.sent
@@ -141,6 +150,7 @@ async def pipeline(request: web.Request, handler: Callable[[web.Request], Awaita
         ctx.bytes_sent = e.sent
     except web.HTTPException as e:
         status = e.status
+        await blobs.hold_response(request)
         raise
     except (ConnectionError, asyncio.CancelledError):
         status = 499  # client went away mid-response
