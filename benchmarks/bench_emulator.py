@@ -1,8 +1,13 @@
 """The emulator against its references, measured in the same run (loopback only).
 
-1. Cold read of one small file through the lazy store vs the ideal (1 RTT + bytes/bandwidth), on
-   registry_mock links of 10 Mbit/s .. 1 Gbit/s and 1 .. 100 ms RTT (goal: within 10%).
-2. Sequential read of a large file (1 MiB reads, chunk and 50 kB-block granularity) vs the link rate.
+1. Cold read of one small file through the lazy store vs the ideal (the configured latency +
+   bytes/bandwidth: registry_mock delays each response by `latency_s`, then paces the body), on
+   registry_mock links of 10 Mbit/s .. 1 Gbit/s and 1 .. 100 ms RTT (goal: within 10%). The
+   registry runs in its own process; the floor row is the same request on an unshaped link with no
+   latency (what one HTTP request over loopback costs here: client + server + kernel).
+2. Sequential read of a large file (1 MiB reads, chunk and 50 kB-block granularity) vs the link
+   rate, readahead off and on (the link is one pipe: per-connection and egress rate equal, so
+   concurrent readahead fetches share it).
 3. Our `full` pull vs `podman pull` of the same gzip image from the same registry (Debian's
    docker-registry, image pushed by skopeo); ratio of medians (goal: <= 1, at least as fast).
 Run: .venv/bin/python benchmarks/bench_emulator.py [--quick]
@@ -13,7 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -29,15 +36,14 @@ sys.path.insert(0, str(REPO / "tests" / "integration" / "emulator"))
 
 from emulator.cache import make_node_cache  # noqa: E402
 from emulator.client import RegistryClient  # noqa: E402
-from emulator.lazyview import open_store  # noqa: E402
+from emulator.lazyview import VIEW_READAHEAD, open_store  # noqa: E402
 from emulator.modes import StartSpec, run_start  # noqa: E402
 from emulator.node import EmulatedNode  # noqa: E402
+from emulator.readahead import ReadaheadPolicy  # noqa: E402
 from emulator.reference import parse_reference  # noqa: E402
 from emulator.store import Granularity, StoreOptions  # noqa: E402
 from imageformat.build import build_image  # noqa: E402
 from imageformat.sampletree import write_sample_tree  # noqa: E402
-from registry_mock.app import start_registry  # noqa: E402
-from registry_mock.config import LinkSpec, RegistrySpec  # noqa: E402
 from registry_mock.importer import import_oci_layout  # noqa: E402
 from registry_mock.storage import MemoryStorage  # noqa: E402
 from startup.modes import PullMode  # noqa: E402
@@ -65,8 +71,10 @@ from registry_mock.config import LinkSpec, RegistrySpec
 from registry_mock.disk import DiskStorage
 
 async def main():
-    bw, rtt, root, log = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-    spec = RegistrySpec(link=LinkSpec(bandwidth_bytes_per_s=bw, latency_s=rtt), access_log=log)
+    bw, rtt, root, log = float(sys.argv[1]) or None, float(sys.argv[2]), sys.argv[3], sys.argv[4]
+    egress = bw if sys.argv[5] == "egress" else None
+    link = LinkSpec(bandwidth_bytes_per_s=bw, egress_bandwidth_bytes_per_s=egress, latency_s=rtt)
+    spec = RegistrySpec(link=link, access_log=log)
     reg = await start_registry(spec, storage=DiskStorage(root))
     print(reg.address, flush=True)
     await asyncio.Event().wait()
@@ -76,10 +84,11 @@ asyncio.run(main())
 
 
 @contextlib.contextmanager
-def registry_process(root: Path, bw: float, rtt: float, log: Path) -> Iterator[str]:
-    """registry_mock in its own process (no GIL shared with the client); yields host:port."""
+def registry_process(root: Path, bw: float, rtt: float, log: Path, *, egress: bool = False) -> Iterator[str]:
+    """registry_mock in its own process (no GIL shared with the client); yields host:port.
+    `bw` 0 = unshaped; `egress`: the registry-wide egress has the same rate (one shared pipe)."""
     log.unlink(missing_ok=True)
-    cmd = [sys.executable, "-c", _SERVE, str(bw), str(rtt), str(root), str(log)]
+    cmd = [sys.executable, "-c", _SERVE, str(bw), str(rtt), str(root), str(log), "egress" if egress else "-"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert proc.stdout is not None
@@ -89,60 +98,77 @@ def registry_process(root: Path, bw: float, rtt: float, log: Path) -> Iterator[s
         proc.wait(timeout=10)
 
 
-def cold_small_read(storage: Path, bw: float, rtt: float, reps: int) -> tuple[float, float, float, int]:
-    """(median measured s, ideal s, median server time s, bytes) of one cold read of etc/small.conf.
+@dataclasses.dataclass(frozen=True)
+class ColdRead:
+    median_s: float
+    min_s: float
+    ideal_s: float
+    server_s: float  # the registry's own median time for the request (access log)
+    nbytes: int
 
-    The registry runs in its own process (`lazylab registry serve`)."""
-    measured, ideal, server, nbytes = [], [], [], 0
-    log = storage / "access.jsonl"
-    with registry_process(storage / "regroot", bw, rtt, log) as address:
+    @property
+    def ratio(self) -> float:
+        return self.median_s / self.ideal_s if self.ideal_s else math.inf
+
+    @property
+    def min_ratio(self) -> float:
+        return self.min_s / self.ideal_s if self.ideal_s else math.inf
+
+
+def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int) -> ColdRead:
+    """One cold read of etc/small.conf, `reps` times (the store's cache emptied before each; the
+    connection stays open, as a node's would). The registry runs in its own process."""
+    log = tmp / "access.jsonl"
+    with registry_process(tmp / "regroot", bw, rtt, log) as address:
         ref = parse_reference(f"{address}/bench/app:v1")
 
-        async def once() -> tuple[float, int]:
+        async def run() -> tuple[list[float], int]:
             async with RegistryClient() as client:
                 store = await open_store(client, ref, cache=make_node_cache(memory_bytes=64 << 20))
-                before = store.totals()
+                times, nbytes = [], 0
+                for _ in range(reps + 1):  # the first one warms the code paths (not counted)
+                    store.cache = make_node_cache(memory_bytes=64 << 20)
+                    before = store.totals().bytes_on_demand
+                    t0 = time.perf_counter()
+                    data = await store.read("etc/small.conf", 0, 1 << 20)
+                    times.append(time.perf_counter() - t0)
+                    assert len(data) == 2400
+                    nbytes = store.totals().bytes_on_demand - before
+                return times[1:], nbytes
+
+        times, nbytes = asyncio.run(run())
+        time.sleep(0.1)  # the access-log line of the last response
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+        server = [r["duration_s"] for r in records if r.get("range") and r["bytes_sent"] == nbytes][-reps:]
+    ideal = rtt + (nbytes / bw if bw else 0.0)
+    return ColdRead(statistics.median(times), min(times), ideal, statistics.median(server), nbytes)
+
+
+def sequential(
+    tmp: Path, bw: float, rtt: float, gran: Granularity, readahead: ReadaheadPolicy
+) -> tuple[float, int]:
+    """(seconds, bytes moved) to read usr/bin/big.bin start to end in 1 MiB reads."""
+    with registry_process(tmp / "regroot", bw, rtt, tmp / "seq.jsonl", egress=True) as address:
+        ref = parse_reference(f"{address}/bench/app:v1")
+
+        async def run() -> tuple[float, int]:
+            async with RegistryClient() as client:
+                options = StoreOptions(granularity=gran, readahead=readahead)
+                cache = make_node_cache(memory_bytes=256 << 20)
+                store = await open_store(client, ref, cache=cache, options=options)
                 t0 = time.perf_counter()
-                data = await store.read("etc/small.conf", 0, 1 << 20)
+                off = 0
+                while True:
+                    data = await store.read("usr/bin/big.bin", off, 1 << 20)
+                    if not data:
+                        break
+                    off += len(data)
                 dt = time.perf_counter() - t0
-                assert len(data) == 2400
-                return dt, store.totals().bytes_on_demand - before.bytes_on_demand
+                await store.close()
+                t = store.totals()
+                return dt, t.bytes_on_demand + t.bytes_readahead
 
-        for _ in range(reps):
-            dt, nbytes = asyncio.run(once())
-            measured.append(dt)
-            ideal.append(rtt + nbytes / bw)
-            server.append(float(json.loads(log.read_text().splitlines()[-1])["duration_s"]))
-    return (
-        statistics.median(measured),
-        min(measured),
-        statistics.median(ideal),
-        statistics.median(server),
-        nbytes,
-    )
-
-
-async def sequential(storage: MemoryStorage, bw: float, rtt: float, gran: Granularity) -> tuple[float, int]:
-    link = LinkSpec(bandwidth_bytes_per_s=bw, latency_s=rtt)
-    async with await start_registry(RegistrySpec(link=link), storage=storage) as reg:
-        ref = parse_reference(f"{reg.address}/bench/app:v1")
-        async with RegistryClient() as client:
-            store = await open_store(
-                client,
-                ref,
-                cache=make_node_cache(memory_bytes=256 << 20),
-                options=StoreOptions(granularity=gran),
-            )
-            t0 = time.perf_counter()
-            off = 0
-            while True:
-                data = await store.read("usr/bin/big.bin", off, 1 << 20)
-                if not data:
-                    break
-                off += len(data)
-            dt = time.perf_counter() - t0
-            moved = store.totals().bytes_on_demand
-    return dt, moved
+        return asyncio.run(run())
 
 
 def full_vs_podman(tmp: Path, reps: int) -> tuple[list[float], list[float]] | None:
@@ -205,32 +231,39 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     reps = 1 if args.quick else 5
+    reps_cold = 6 if args.quick else 20
+    reps_seq = 1 if args.quick else 3
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as d:
         tmp = Path(d)
-        storage, _ = build(tmp)
-        print("1. cold read of one small file (2.4 kB) vs ideal = RTT + bytes/bandwidth")
-        print("   (server = the registry's own time for that request; client = measured - server)")
+        build(tmp)
+        print("1. cold read of one small file (2.4 kB, one chunk) vs ideal = latency + bytes/bandwidth")
+        print("   (server = the registry's own time for the request; overhead = median - ideal)")
         print(
             f"   {'link':>10} {'rtt':>7} {'bytes':>6} {'median':>9} {'min':>9} {'ideal':>9} {'ratio':>6} "
-            f"{'min/ideal':>9} {'server':>9} {'client':>8}"
+            f"{'min/ideal':>9} {'server':>9} {'overhead':>9}"
         )
-        for bw_mbit in (10, 100, 1000):
-            for rtt_ms in (1, 10, 100):
-                m, lo, i, srv, n = cold_small_read(tmp, bw_mbit * MBIT, rtt_ms / 1e3, reps)
-                print(
-                    f"   {bw_mbit:>5} Mb/s {rtt_ms:>4} ms {n:>6} {m * 1e3:>7.2f}ms {lo * 1e3:>7.2f}ms "
-                    f"{i * 1e3:>7.2f}ms {m / i:>6.3f} {lo / i:>9.3f} {srv * 1e3:>7.2f}ms "
-                    f"{(m - srv) * 1e3:>6.2f}ms"
-                )
-        print("2. sequential read of a 24 MiB file in 1 MiB reads vs the link rate (RTT 1 ms)")
+        rows = [(0, 0)] + [(bw, rtt) for bw in (10, 100, 1000) for rtt in (1, 10, 100)]
+        for bw_mbit, rtt_ms in rows:
+            n = reps_cold if rtt_ms < 100 else reps_cold // 2
+            c = cold_small_read(tmp, bw_mbit * MBIT, rtt_ms / 1e3, n)
+            link = f"{bw_mbit:>5} Mb/s" if bw_mbit else "     floor"
+            print(
+                f"   {link} {rtt_ms:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms {c.min_s * 1e3:>7.2f}ms "
+                f"{c.ideal_s * 1e3:>7.2f}ms {c.ratio:>6.3f} {c.min_ratio:>9.3f} "
+                f"{c.server_s * 1e3:>7.2f}ms {(c.median_s - c.ideal_s) * 1e3:>7.2f}ms"
+            )
+        print("2. sequential read of a 24 MiB file in 1 MiB reads vs the link rate (RTT 1 ms, one pipe)")
         for bw_mbit in (100, 1000):
             for gran in (Granularity.CHUNK, Granularity.BLOCK):
-                dt, moved = asyncio.run(sequential(storage, bw_mbit * MBIT, 0.001, gran))
-                rate = moved / dt / MBIT
-                print(
-                    f"   {bw_mbit:>5} Mb/s {gran.value:>5}: {moved / 1e6:.1f} MB in {dt:.2f} s "
-                    f"= {rate:.0f} Mb/s ({rate / bw_mbit:.2f} of the link)"
-                )
+                for name, ra in (("off", ReadaheadPolicy()), ("on", VIEW_READAHEAD)):
+                    runs = [sequential(tmp, bw_mbit * MBIT, 0.001, gran, ra) for _ in range(reps_seq)]
+                    dt, moved = sorted(runs)[len(runs) // 2]
+                    rate = moved / dt / MBIT
+                    print(
+                        f"   {bw_mbit:>5} Mb/s {gran.value:>5} readahead {name:>3}: {moved / 1e6:.1f} MB in "
+                        f"{dt:.3f} s = {rate:.0f} Mb/s ({rate / bw_mbit:.2f} of the link; "
+                        f"median of {len(runs)})"
+                    )
         print("3. full pull (download + extract) vs podman pull, same image (48 MiB gzip), docker-registry")
         res = full_vs_podman(tmp, min(reps, 3))
         if res:

@@ -48,7 +48,7 @@ from startup.scenario import LandmarkPrefetch, PrefetchSpec
 T = TypeVar("T")
 
 # The blocking view reads ahead of sequential readers (programs through FUSE, `lazy cat`).
-VIEW_READAHEAD = ReadaheadPolicy(max_bytes=8 << 20, request_bytes=2 << 20, max_inflight=2)
+VIEW_READAHEAD = ReadaheadPolicy(max_bytes=16 << 20, request_bytes=2 << 20, max_inflight=3)
 
 
 @dataclass(frozen=True, kw_only=True)

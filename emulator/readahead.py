@@ -39,9 +39,9 @@ MAX_TRACKED_FILES = 256
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadaheadPolicy:
-    max_bytes: int = 0  # how far past a sequential reader to fetch (0: no readahead)
+    max_bytes: int = 0  # how far past a sequential reader to fetch (0: no readahead; the view: 16 MiB)
     request_bytes: int = 2 << 20  # file bytes per readahead fetch
-    max_inflight: int = 2  # readahead fetches in flight per file
+    max_inflight: int = 3  # readahead fetches in flight per file
 
     def __post_init__(self) -> None:
         if self.max_bytes < 0:
