@@ -32,7 +32,8 @@ from imageformat.byterange import ByteRange
 from imageformat.toc import TocEntry
 
 if TYPE_CHECKING:
-    from emulator.store import LazyStore, Unit
+    from emulator.store import LazyStore
+    from emulator.units import Unit
 
 MAX_TRACKED_FILES = 256
 

@@ -40,10 +40,11 @@ from emulator.ranges import RangeFetcher, RangePolicy
 from emulator.readahead import Readahead, ReadaheadPolicy
 from emulator.recorder import timed
 from emulator.reference import ImageReference
+from emulator.units import Unit, assemble, units_for
 from emulator.view import Stat
 from imageformat.byterange import ByteRange, merge_ranges
 from imageformat.layer import ChunkDecodeError, decode_chunk
-from imageformat.toc import Chunk, ChunkKind, Toc, TocEntry
+from imageformat.toc import ChunkKind, Toc, TocEntry
 
 DECODE_IN_THREAD_BYTES = 256 << 10  # fetches that decode to at least this much decode off the loop
 MAX_CACHED_STATS = 200_000
@@ -67,24 +68,6 @@ class StoreOptions:
             raise ValueError(f"block_size_bytes (={self.block_size_bytes}) must be >= 1")
         if self.verify_retries < 0:
             raise ValueError(f"verify_retries (={self.verify_retries}) must be >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """The smallest piece that can be verified on its own."""
-
-    layer: int
-    chunks: tuple[Chunk, ...]  # in file order, contiguous
-    digest: str | None  # None only for all-zero units
-    key: str
-
-    @property
-    def file_range(self) -> ByteRange:
-        return ByteRange(self.chunks[0].file_offset, self.chunks[-1].file_offset + self.chunks[-1].size)
-
-    @property
-    def fetch_chunks(self) -> list[Chunk]:
-        return [c for c in self.chunks if c.kind is not ChunkKind.ZEROS]
 
 
 class LazyStore:
@@ -208,24 +191,7 @@ class LazyStore:
     # -- units --------------------------------------------------------------------------------
     def units_for(self, layer: int, entry: TocEntry, wanted: ByteRange | None = None) -> list[Unit]:
         """The verification units covering `wanted` (default: the whole file)."""
-        chunks = list(entry.chunks) if wanted is None else entry.chunks_for(wanted)
-        if not chunks:
-            return []
-        digest = self.layers[layer].digest
-        per_chunk = all(c.digest or c.kind is ChunkKind.ZEROS for c in entry.chunks) or len(entry.chunks) == 1
-        if not per_chunk:
-            if entry.digest is None:
-                raise VerificationError(f"{entry.path}: no file or chunk digest to verify it with")
-            whole = tuple(entry.chunks)
-            return [Unit(layer, whole, entry.digest, f"{digest}:file:{entry.path}")]
-        units = []
-        for c in chunks:
-            d = c.digest if c.digest else (entry.digest if len(entry.chunks) == 1 else None)
-            if d is None and c.kind is not ChunkKind.ZEROS:
-                raise VerificationError(f"{entry.path}: no file or chunk digest to verify it with")
-            key = f"{digest}:{c.compressed.start}-{c.compressed.stop}:{c.inner_offset}+{c.size}"
-            units.append(Unit(layer, (c,), d, key))
-        return units
+        return units_for(layer, self.layers[layer].digest, entry, wanted)
 
     # -- reads --------------------------------------------------------------------------------
     async def read(self, path: str, offset: int, length: int) -> bytes:
@@ -251,7 +217,7 @@ class LazyStore:
             if self._on_demand == 0:
                 self.idle.set()
         cpu1 = time.thread_time()
-        out = _assemble(units, contents, wanted)
+        out = assemble(units, contents, wanted)
         self._count(layer, "observe_read", time.perf_counter() - start)
         self._op(layer, cpu_s + time.thread_time() - cpu1)
         return out
@@ -285,7 +251,7 @@ class LazyStore:
             hits += 1
         if self.readahead is not None and self._loop is not None:
             self.readahead.note_hit(self._loop, canonical, offset, end)
-        out = _assemble(units, contents, wanted)
+        out = assemble(units, contents, wanted)
         latency_s, cpu_s = time.perf_counter() - start, time.thread_time() - cpu0
         targets = self._targets(layer)
         with self._counter_lock:
@@ -351,6 +317,9 @@ class LazyStore:
         by_layer: dict[int, list[Unit]] = {}
         for u in units:
             by_layer.setdefault(u.layer, []).append(u)
+        if len(by_layer) == 1:  # the common case: no task per layer
+            ((i, us),) = by_layer.items()
+            return await self._fetch_layer_units(i, us, purpose)
         out: dict[str, bytes] = {}
         results = await asyncio.gather(
             *(self._fetch_layer_units(i, us, purpose) for i, us in by_layer.items())
@@ -454,19 +423,3 @@ class LazyStore:
             out[r] = joined[r.start - first * bs : r.stop - first * bs]
         return out
 
-
-def _assemble(units: Sequence[Unit], contents: dict[str, bytes], wanted: ByteRange) -> bytes:
-    """The `wanted` file bytes cut from the units' contents (which cover it, in file order)."""
-    if len(units) == 1:
-        fr = units[0].file_range
-        data = contents[units[0].key]
-        if fr.start == wanted.start and fr.stop == wanted.stop:
-            return data
-        return data[wanted.start - fr.start : wanted.stop - fr.start]
-    out = bytearray()
-    for u in units:
-        fr = u.file_range
-        data = contents[u.key]
-        lo, hi = max(wanted.start, fr.start), min(wanted.stop, fr.stop)
-        out += memoryview(data)[lo - fr.start : hi - fr.start]
-    return bytes(out)
