@@ -23,6 +23,7 @@ METRICS: dict[str, Callable[[StartupRecord], float]] = {
     "run_s": lambda r: r.run_s,
     "time_to_ready_s": lambda r: r.time_to_ready_s,
     "bytes_fetched": lambda r: float(r.bytes_fetched),
+    "bytes_foreground": lambda r: float(r.bytes_fetched - r.bytes_background),  # all but background fetch
     "requests": lambda r: float(r.requests),
     "fuse_cpu_s": lambda r: r.fuse_cpu_s,
 }
