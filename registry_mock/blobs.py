@@ -138,12 +138,13 @@ async def serve_blob(request: web.Request, digest: str, size: int) -> web.Stream
         for head, r in layout.parts:
             pieces += [head, r]
         pieces.append(layout.trailer)
-    paced = st.link.spec.shaped and length > 0
+    link = st.link  # one link for the whole response, even if it is reshaped meanwhile
+    paced = link.spec.shaped and length > 0
     response = (_PacedResponse if paced else web.StreamResponse)(status=status, headers=headers)
     response.content_length = length
     await hold_response(request)
     ctx.bytes_sent = await send_body(request, response, pieces, source=BlobSource(st.storage, digest),
-                                     link=st.link, faults=ctx.faults)
+                                     link=link, faults=ctx.faults)
     await response.write_eof()
     return response
 
