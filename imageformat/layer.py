@@ -8,6 +8,7 @@ content with `decode_chunk`.
 from __future__ import annotations
 
 import hashlib
+import threading
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -37,19 +38,29 @@ class EncodedLayer:
     toc_digest: str | None = None  # the digest clients use to name the TOC (lazy formats)
 
 
+_local = threading.local()
+
+
+def _zstd_decompressor() -> zstandard.ZstdDecompressor:
+    """One decompressor per thread: building one costs more than decoding a small chunk."""
+    d = getattr(_local, "zstd", None)
+    if d is None:
+        d = _local.zstd = zstandard.ZstdDecompressor()
+    return d
+
+
 def _decode_zstd(data: bytes, limit: int) -> bytes:
+    """Decode the frames in `data`, never producing more than limit + 1 bytes (bomb cap)."""
+    reader = _zstd_decompressor().stream_reader(data, read_across_frames=True, read_size=len(data) or 1)
     out = bytearray()
-    view = memoryview(data)
-    while view.nbytes and len(out) <= limit:
-        d = zstandard.ZstdDecompressor().decompressobj()
-        try:
-            out += d.decompress(view)
-        except zstandard.ZstdError as e:
-            raise ChunkDecodeError(f"corrupt zstd frame: {e}") from None
-        rest = d.unused_data
-        if not d.eof and not rest:
-            break  # truncated frame: what was decoded stands, the length check below decides
-        view = memoryview(rest)
+    try:
+        while len(out) <= limit:
+            piece = reader.read(limit + 1 - len(out))
+            if not piece:
+                break  # end of input; a truncated frame is caught by the length check of the caller
+            out += piece
+    except zstandard.ZstdError as e:
+        raise ChunkDecodeError(f"corrupt zstd frame: {e}") from None
     return bytes(out)
 
 
