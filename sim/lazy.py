@@ -33,6 +33,9 @@ def schedule_background(ctx: SimContext, node: SimNode, st: LazyLayerState, owne
         node.bg_queue.append((st, u0, u1, owner))
     if not node.bg_wake.triggered:
         node.bg_wake.succeed()
+    if node.bg_epoch != node.epoch:  # rebooted: the old boot's workers are on their way out
+        node.bg_epoch = node.epoch
+        node.bg_workers = 0
     while node.bg_workers < node.background_concurrency:
         node.bg_workers += 1
         ctx.env.process(background_worker(ctx, node, node.epoch))
@@ -62,7 +65,8 @@ def background_worker(ctx: SimContext, node: SimNode, epoch: int) -> Proc:
         if not missing:
             continue
         yield from _fetch_units(ctx, node, owner, st, missing, "bytes_background", swallow=True)
-    node.bg_workers -= 1
+    if node.bg_epoch == epoch:  # a worker of an older boot no longer counts
+        node.bg_workers -= 1
 
 
 class InFlight:

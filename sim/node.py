@@ -97,7 +97,8 @@ class SimNode:
         self.epoch = 0  # bumped by a reboot: background work of an older epoch stops
         self.bg_queue: deque[tuple[LazyLayerState, int, int, PodState | None]] = deque()
         self.bg_wake = env.event()
-        self.bg_workers = 0
+        self.bg_workers = 0  # background workers of the current boot (`bg_epoch`)
+        self.bg_epoch = 0
         self.background_concurrency = background_concurrency
         self.fuse_cpu_s = 0.0
         self.cpu_s = 0.0  # decode + extract CPU
