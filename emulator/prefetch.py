@@ -8,7 +8,7 @@ bytes of each layer), `none`.
 
 Background fetch: every not-yet-cached unit of every layer, in blob order, in requests of about
 `request_bytes` compressed bytes, by `concurrency` workers (stargz-store: 2) that wait while
-any on-demand read is in flight (and `resume_delay_s` after it drains).
+any on-demand read or the prefetch is in flight (`LazyStore.prioritized`; and `resume_delay_s` after).
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ async def prefetch(store: LazyStore, spec: PrefetchSpec, trace: Trace | None = N
     """Fetch (and verify, and cache) the prefetch units; returns how many units it covered."""
     units = prefetch_units(store, spec, trace)
     if units:
-        await store.load(units, Purpose.PREFETCH)
+        with store.prioritized():  # the background fetch yields to the prefetch (§4.4)
+            await store.load(units, Purpose.PREFETCH)
     return len(units)
 
 

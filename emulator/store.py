@@ -24,10 +24,11 @@ lock, the caches are thread-safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -99,7 +100,7 @@ class LazyStore:
         self.tree = MergedTree(self.tocs)
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
         self._on_demand = 0
-        self.idle = asyncio.Event()  # set while no on-demand read is in flight
+        self.idle = asyncio.Event()  # set while no on-demand read or prefetch is in flight
         self.idle.set()
         self._counter_lock = threading.Lock()
         self._stats: dict[str, Stat] = {}  # path -> stat (the tree never changes)
@@ -193,6 +194,19 @@ class LazyStore:
         """The verification units covering `wanted` (default: the whole file)."""
         return units_for(layer, self.layers[layer].digest, entry, wanted)
 
+    @contextlib.contextmanager
+    def prioritized(self) -> Iterator[None]:
+        """A prioritized task (an on-demand read, the prefetch) is in flight: background fetch
+        waits until none is (stargz-store's task manager, formats spec §4.4)."""
+        self._on_demand += 1
+        self.idle.clear()
+        try:
+            yield
+        finally:
+            self._on_demand -= 1
+            if self._on_demand == 0:
+                self.idle.set()
+
     # -- reads --------------------------------------------------------------------------------
     async def read(self, path: str, offset: int, length: int) -> bytes:
         """`length` bytes at `offset` of the file at `path` (symlinks followed), fetched on demand."""
@@ -207,15 +221,9 @@ class LazyStore:
         units = self.units_for(layer, entry, wanted)
         if self.readahead is not None:
             self.readahead.on_read(canonical, layer, entry, offset, end)
-        self._on_demand += 1
-        self.idle.clear()
         cpu_s = time.thread_time() - cpu0
-        try:
+        with self.prioritized():
             contents = await self.load(units, Purpose.ON_DEMAND)
-        finally:
-            self._on_demand -= 1
-            if self._on_demand == 0:
-                self.idle.set()
         cpu1 = time.thread_time()
         out = assemble(units, contents, wanted)
         self._count(layer, "observe_read", time.perf_counter() - start)
