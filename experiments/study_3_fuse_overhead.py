@@ -215,6 +215,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
         title="Cold start (first pod) for context",
         columns=("case", "variant", "ready s", "run s", "FUSE CPU s"),
         rows=tuple(rows2),
+        note="Passthrough is applied to the warm replay only (module doc), so its cold rows equal lazy's.",
     )
     return [_answer(runs), warm, cold]
 

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 
 from experiments.framework import Experiment, Plot, RunData, Table
 from experiments.stats import mean_ci
-from experiments.study_common import answer, apply_case, cell, est, groups, run_study
+from experiments.study_common import answer, apply_case, bytes_before_ready, cell, est, groups, run_study
 from startup.record import StartupRecord
 
 TOGGLE_AT_S = 120.0
@@ -102,6 +102,10 @@ def repull_bytes(run: RunData) -> float:
     return float(sum(r.bytes_fetched for r in run.records if _restarted(r)))
 
 
+def repull_before_ready_bytes(run: RunData) -> float:
+    return float(sum(bytes_before_ready(r) for r in run.records if _restarted(r)))
+
+
 def initial_bytes(run: RunData) -> float:
     return float(sum(r.bytes_fetched for r in run.records if _original(r)))
 
@@ -120,6 +124,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
                 len(g),
                 cell(mean_ci([rollout_s(r) for r in g])),
                 cell(mean_ci([repull_bytes(r) for r in g]), 1e9),
+                cell(mean_ci([repull_before_ready_bytes(r) for r in g]), 1e9),
                 cell(mean_ci([initial_bytes(r) for r in g]), 1e9),
                 cell(est(g, "start_s", "p50", where=_restarted)),
                 cell(est(g, "start_s", "p95", where=_restarted)),
@@ -137,6 +142,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
             "seeds",
             "rollout s",
             "re-pull GB",
+            "of which before ready GB",
             "initial pull GB",
             "pod start p50 s",
             "pod start p95 s",
@@ -160,16 +166,18 @@ def _answer(runs: Sequence[RunData]) -> Table:
         if not sel:
             continue
         ro, rp = mean_ci([rollout_s(r) for r in sel]), mean_ci([repull_bytes(r) for r in sel])
+        rb = mean_ci([repull_before_ready_bytes(r) for r in sel])
         p95 = est(sel, "start_s", "p95", where=_restarted)
         rows.append(
             (
-                f"{direction}, 48 nodes, 4 at a time: rollout s / re-pull GB / pod-start p95 s",
-                f"{cell(ro)} / {cell(rp, 1e9)} / {cell(p95)}",
+                f"{direction}, 48 nodes, 4 at a time: rollout s / re-pull GB (before ready) / "
+                "pod-start p95 s",
+                f"{cell(ro)} / {cell(rp, 1e9)} ({cell(rb, 1e9)}) / {cell(p95)}",
             )
         )
         parts.append(
-            f"{direction}: {cell(ro)} s, {cell(rp, 1e9)} GB re-pulled, restarted pods' p95 pod start "
-            f"{cell(p95)} s"
+            f"{direction}: {cell(ro)} s, {cell(rp, 1e9)} GB re-pulled ({cell(rb, 1e9)} GB of it before the "
+            f"pods were ready), restarted pods' p95 pod start {cell(p95)} s"
         )
     text = (
         (

@@ -67,6 +67,7 @@ STUDIES: dict[str, tuple[str, tuple[str, ...]]] = {
             "seeds",
             "rollout s",
             "re-pull GB",
+            "of which before ready GB",
             "initial pull GB",
             "pod start p50 s",
             "pod start p95 s",
