@@ -23,9 +23,22 @@ def mount_layer(ctx: SimContext, node: SimNode, pod: PodState, st: LazyLayerStat
     except BaseException:
         node.lazy_layers.pop(st.layer.digest, None)
         raise
-    if ctx.pull.background_fetch and not st.background_started:
+
+
+def start_background(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> None:
+    """Queue the background fetch of the image's mounted layers (once per layer and node).
+
+    Called once the pod's prefetch has started (`lazy`) or finished (`lazy-prefetch`), as the
+    emulator does: stargz-store's prefetch is a prioritized task the background fetch yields to,
+    so background requests never take the prefetch's units first."""
+    if not ctx.pull.background_fetch:
+        return
+    for layer in image.layers:
+        st = node.lazy_layers.get(layer.digest)
+        if st is None or layer.digest in node.local_layers or st.background_started:
+            continue
         st.background_started = True
-        schedule_background(ctx, node, st, pod)
+        schedule_background(ctx, node, st, st.owner or pod)
 
 
 def schedule_background(ctx: SimContext, node: SimNode, st: LazyLayerState, owner: PodState) -> None:
@@ -187,7 +200,20 @@ def prefetch(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> 
                 )
             )
     if procs:
-        yield ctx.env.all_of(procs)
+        node.begin_on_demand()  # a prioritized task from its first instant: background waits
+        try:
+            yield ctx.env.all_of(procs)
+        finally:
+            node.end_on_demand()
 
 
 # -- replay ----------------------------------------------------------------------------------------
+
+
+def background_prefetch(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
+    """`lazy` mode: stargz-store prefetches every layer it mounts (formats spec §4.4), beside the
+    container; a refused (429) prefetch just leaves the units to on-demand reads."""
+    try:
+        yield from prefetch(ctx, node, pod, image)
+    except RateLimitedError:
+        pass

@@ -19,7 +19,7 @@ import simpy
 
 from sim.context import PodEvicted, Proc, SimContext, fetch
 from sim.image import SimImage, SimLayer
-from sim.lazy import ensure_units, mount_layer, prefetch
+from sim.lazy import background_prefetch, ensure_units, mount_layer, prefetch, start_background
 from sim.node import DECODED, FETCHED, MISSING, LazyLayerState, PodState, SimNode
 from sim.registry import RateLimitedError
 from startup.modes import PullMode
@@ -266,6 +266,10 @@ def pod_process(ctx: SimContext, node: SimNode, pod: PodState) -> Proc:
             pod.pulled_s = env.now
         if pod.mode is PullMode.LAZY_PREFETCH:
             yield from prefetch(ctx, node, pod, image)
+            start_background(ctx, node, pod, image)
+        elif pod.mode is PullMode.LAZY:  # stargz-store prefetches every mounted layer; nobody waits
+            env.process(background_prefetch(ctx, node, pod, image))
+            start_background(ctx, node, pod, image)
         yield env.timeout(ctx.params.create_s)
         pod.created_s = env.now
         if node.epoch != epoch:

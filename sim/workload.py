@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.image import SimImage
+from sim.image import SimImage, SimLayer
 from sim.params import CalibratedParams
 from startup.scenario import EmptyWorkload, SyntheticWorkload, TraceWorkload, WorkloadSpec
 from startup.trace import Op, Trace
@@ -34,7 +34,7 @@ class CompiledTrace:
     trace: Trace
     steps: list[Step]
     local_cost_s: float  # replay from a local rootfs: think + local op + read costs
-    units_by_layer: dict[int, set[int]]  # every unit the trace touches (trace prefetch)
+    units_by_layer: dict[int, set[int]]  # every unit of the files the trace opens or reads (trace prefetch)
 
     @property
     def reads(self) -> int:
@@ -53,15 +53,37 @@ def build_trace(spec: WorkloadSpec, image: SimImage, seed: np.random.SeedSequenc
     raise TypeError(f"unknown workload {spec!r}")
 
 
+def _units_of(layer: SimLayer, chunks: range, granularity: str, block_bytes: int) -> tuple[int, ...]:
+    if not layer.lazy or not len(chunks):
+        return ()
+    u = layer.units(granularity, block_bytes)
+    firsts = u.chunk_first[chunks.start : chunks.stop]
+    lasts = u.chunk_last[chunks.start : chunks.stop]
+    sel = firsts >= 0
+    if granularity == "block":
+        return tuple(range(int(firsts[sel].min()), int(lasts[sel].max()) + 1)) if sel.any() else ()
+    return tuple(sorted({int(x) for x in firsts[sel]}))
+
+
 def compile_trace(
     trace: Trace, image: SimImage, params: CalibratedParams, granularity: str, block_bytes: int
 ) -> CompiledTrace:
+    """Steps with their fetch units; the prefetch set is every unit of each file the trace opens
+    or reads, whole (a recorded prioritized list names files, and an optimized image lays whole
+    files out before its landmark — as the emulator's `trace` prefetch does)."""
     steps: list[Step] = []
     local = 0.0
     by_layer: dict[int, set[int]] = {}
     for op in trace:
         local += op.think_s + params.local_op_s
-        hit = image.paths.get(op.path.lstrip("/")) if op.op is Op.READ else None
+        whole = image.paths.get(op.path.lstrip("/")) if op.op in (Op.READ, Op.OPEN) else None
+        if whole is not None:
+            wl, wf = whole
+            wlayer = image.layers[wl]
+            by_layer.setdefault(wl, set()).update(
+                _units_of(wlayer, wlayer.chunks_for(wf, 0, wf.size), granularity, block_bytes)
+            )
+        hit = whole if op.op is Op.READ else None
         if hit is None or op.length == 0:
             steps.append(Step(op.think_s, -1, 0, range(0), ()))
             continue
@@ -70,17 +92,5 @@ def compile_trace(
         length = max(0, min(op.length, f.size - op.offset))
         local += length / params.local_read_bytes_per_s
         chunks = layer.chunks_for(f, op.offset, length)
-        units: tuple[int, ...] = ()
-        if layer.lazy and len(chunks):
-            u = layer.units(granularity, block_bytes)
-            firsts = u.chunk_first[chunks.start : chunks.stop]
-            lasts = u.chunk_last[chunks.start : chunks.stop]
-            sel = firsts >= 0
-            if granularity == "block":
-                if sel.any():
-                    units = tuple(range(int(firsts[sel].min()), int(lasts[sel].max()) + 1))
-            else:
-                units = tuple(sorted({int(x) for x in firsts[sel]}))
-            by_layer.setdefault(li, set()).update(units)
-        steps.append(Step(op.think_s, li, length, chunks, units))
+        steps.append(Step(op.think_s, li, length, chunks, _units_of(layer, chunks, granularity, block_bytes)))
     return CompiledTrace(trace, steps, local, by_layer)

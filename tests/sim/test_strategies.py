@@ -18,6 +18,7 @@ from startup.modes import PullMode
 from startup.scenario import (
     ClusterSpec,
     EmptyWorkload,
+    NoPrefetch,
     OciImageSpec,
     PoissonArrivals,
     PullSpec,
@@ -340,7 +341,7 @@ def test_background_fetch_pauses_while_on_demand_reads_are_in_flight(monkeypatch
         background=True,
         reads=60,
         total_bytes=4_000_000,
-        pull=PullSpec(background_fetch=True, background_request_bytes=100_000),
+        pull=PullSpec(background_fetch=True, background_request_bytes=100_000, prefetch=NoPrefetch()),
     )
     (r,) = run_scenario(s, params=ZERO_PARAMS).records
     assert r.ok and r.bytes_background > 0 and r.bytes_on_demand > 0
