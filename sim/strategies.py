@@ -53,23 +53,34 @@ def full_layer(
     slots: simpy.Resource,
     prev: simpy.Event | None,
 ) -> Proc:
+    """Download one blob and extract it; returns when the layer was applied (env time).
+
+    containers/image extracts a layer while its bytes arrive (so does the emulator): extraction
+    starts with the download, or when the layer below is applied, and the layer is applied when
+    both its last byte arrived and its extraction CPU has been spent."""
+    env = ctx.env
     try:
         with slots.request() as req:
             yield req
+            started = env.now
             yield from fetch(ctx, node, pod, layer.blob_size, 1, "bytes_layers")
+        below_done = started
         if prev is not None:
             yield prev  # layers are applied in order
+            below_done = prev.value if isinstance(prev.value, float) else env.now
         cpu = (
             layer.uncompressed_bytes / ctx.decode_rate(layer)
             + layer.uncompressed_bytes / ctx.params.extract_bytes_per_s
         )
+        remaining = max(0.0, max(started, below_done) + cpu - env.now)
         with node.cores.request() as core:
             yield core
-            yield ctx.env.timeout(cpu)
+            yield env.timeout(remaining)
         node.cpu_s += cpu
     except BaseException:
         node.local_layers.pop(layer.digest, None)
         raise
+    return float(env.now)
 
 
 def pull_full(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:
