@@ -36,8 +36,27 @@ RecordFn = Callable[[StartupRecord], float]
 
 
 # -- configs ---------------------------------------------------------------------------------------
+def apply_variant(config: Config) -> Config:
+    """The studies' pull variants, named in `mode` (docs/studies.md):
+
+    - `lazy`: lazy pulling without prefetch (`pull.prefetch.kind = "none"`): only on-demand reads and
+      the background fetch — stargz-store on an image without a landmark or prioritized list;
+    - `lazy+prefetch`: mode `lazy` with the scenario's prefetch (default: the landmark, else the
+      recorded list) fetched beside the starting container (stargz-store's prefetch on mount);
+    - `lazy-prefetch`: the container counts as created once that prefetch is local;
+    - `full`, `partial`: unchanged.
+    """
+    mode = config.get("mode")
+    if mode == "lazy+prefetch":
+        return {**config, "mode": "lazy"}
+    if mode == "lazy":
+        return with_overrides(config, {"pull.prefetch": {"kind": "none"}})
+    return config
+
+
 def apply_case(config: Config, cases: Mapping[str, Mapping[str, Any]]) -> Config:
-    """The config with `cases[config.study.case]` applied, engine defaults filled, `study` kept."""
+    """The config with `cases[config.study.case]` applied, the pull variant spelled out
+    (`apply_variant`), engine defaults filled, `study` kept."""
     study = dict(config.get("study", {}))
     case = study.get("case")
     out = dict(config)
@@ -45,6 +64,9 @@ def apply_case(config: Config, cases: Mapping[str, Mapping[str, Any]]) -> Config
         if case not in cases:
             raise KeyError(f"study.case (={case!r}) must be one of {', '.join(cases)}")
         out = with_overrides(out, cases[case])
+    # the variant is remembered, so applying the hook to an effective config changes nothing
+    study["pull_variant"] = study.get("pull_variant", out.get("mode", "lazy"))
+    out = apply_variant({**out, "mode": study["pull_variant"]})
     out.pop("study", None)
     eff = sim_effective(out)
     eff["study"] = study

@@ -21,7 +21,7 @@ from experiments.study_2_registry_capacity import capacity
 from experiments.study_common import apply_case, parse_real, resolve_names
 
 STUDIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "study_1_startup_gain": ("speed-up", ("case", "partial", "lazy", "lazy-prefetch")),
+    "study_1_startup_gain": ("speed-up", ("case", "partial", "lazy", "lazy+prefetch", "lazy-prefetch")),
     "study_2_registry_capacity": (
         "largest rollout",
         ("registry egress", "RTT ms", "mode", "SLO 10 s", "SLO 30 s", "SLO 60 s"),
@@ -162,7 +162,7 @@ def test_cases_are_spelled_out_in_the_effective_config():
     eff = effective({**BASE, "study": {"case": "syn-1GB-ws6.4"}})
     assert eff["images"][0]["layers"][0]["total_bytes"] == 1_000_000_000
     assert eff["workload"]["working_set_fraction"] == 0.064
-    assert eff["study"] == {"case": "syn-1GB-ws6.4"}
+    assert eff["study"] == {"case": "syn-1GB-ws6.4", "pull_variant": "full"}
     assert effective(eff) == eff  # idempotent: same key whoever computes it
     with pytest.raises(KeyError, match=r"study\.case"):
         apply_case({**BASE, "study": {"case": "nope"}}, CASES)
