@@ -94,6 +94,23 @@ class QuickstartResult:
         attr = "emulated" if engine == "emulator" else "simulated"
         return [r.mode for r in sorted(self.rows, key=lambda r: getattr(r, attr).time_to_ready_s)]
 
+    def disagreements(self, tie: float = 0.02) -> list[tuple[str, str]]:
+        """Mode pairs the engines order oppositely; pairs within `tie` (relative) in either engine
+        are ties and cannot disagree (as `experiments.compare.ranking_agreement`)."""
+        out = []
+        for i, a in enumerate(self.rows):
+            for b in self.rows[i + 1:]:
+                dp = _rel(a.simulated.time_to_ready_s, b.simulated.time_to_ready_s)
+                dm = _rel(a.emulated.time_to_ready_s, b.emulated.time_to_ready_s)
+                if abs(dp) > tie and abs(dm) > tie and (dp > 0) != (dm > 0):
+                    out.append((a.mode, b.mode))
+        return out
+
+
+def _rel(a: float, b: float) -> float:
+    scale = max(abs(a), abs(b))
+    return (a - b) / scale if scale > 0 and not (math.isnan(a) or math.isnan(b)) else 0.0
+
 
 def run_quickstart(spec: QuickstartSpec, *, on_step: Callable[[str], None] | None = None) -> QuickstartResult:
     """Start the image once per mode in each engine (the emulator for real, one at a time)."""
@@ -159,13 +176,20 @@ def comparison_rows(result: QuickstartResult) -> list[tuple[str, ...]]:
     for r in result.rows:
         e, p = r.emulated, r.simulated
         out.append((r.mode, s(e.pull_s), s(p.pull_s), s(e.create_s), s(p.create_s), s(e.time_to_ready_s),
-                    s(p.time_to_ready_s), pct(r.error("time_to_ready_s")), f"{e.bytes_fetched / 1e6:.1f}",
-                    f"{p.bytes_fetched / 1e6:.1f}", e.error or p.error))
+                    s(p.time_to_ready_s), pct(r.error("time_to_ready_s")), _mb(e), _mb(p),
+                    e.error or p.error))
     return out
+
+
+def _mb(r: StartupRecord) -> str:
+    """MB fetched without background fetch (which the emulator stops when its run ends)."""
+    return f"{(r.bytes_fetched - r.bytes_background) / 1e6:.1f}"
 
 
 COLUMNS = ("mode", "pull emu", "pull sim", "create emu", "create sim", "ready emu", "ready sim",
            "ready error", "MB emu", "MB sim", "error")
+NOTES = ("times in seconds; ready error = simulated / emulated - 1; MB: fetched from the registry, "
+         "background fetch left out (the emulator stops it when the run ends)")
 
 
 def summary_lines(result: QuickstartResult) -> Sequence[str]:
@@ -173,6 +197,7 @@ def summary_lines(result: QuickstartResult) -> Sequence[str]:
     return (
         f"median |error| of time to ready: {result.median_abs_error_ready:.0%}",
         "fastest first — measured: " + " < ".join(emu) + "; predicted: " + " < ".join(sim)
-        + (" (same order)" if emu == sim else " (order differs)"),
+        + (" (same order" + (", ties within 2% aside)" if emu != sim else ")") if not result.disagreements()
+           else " (order differs: " + ", ".join(f"{a}/{b}" for a, b in result.disagreements()) + ")"),
         f"calibration: {result.calibration}",
     )

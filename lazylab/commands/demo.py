@@ -70,6 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
     from experiments.errors import ExperimentError
     from experiments.quickstart import (
         COLUMNS,
+        NOTES,
         QuickstartSpec,
         comparison_rows,
         plot_quickstart,
@@ -99,6 +100,7 @@ def _demo(args: argparse.Namespace) -> int:
     for row in rows:
         table.add_row(*(row if show_error else row[:-1]))
     console.print(table)
+    console.print(NOTES)
     for line in summary_lines(result):
         console.print(line)
     matplotlib.use("Agg")
