@@ -15,7 +15,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,6 @@ import pytest
 from registry_mock.app import ThreadedRegistry, running_registry
 from registry_mock.auth import hash_password
 from registry_mock.config import AuthMode, AuthSpec, FaultKind, FaultRule, FaultSpec, RegistrySpec
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.helpers without pythonpath=["."]
 from tests.helpers import require_tool
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(300)]

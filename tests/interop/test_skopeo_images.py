@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,8 +21,6 @@ from imageformat.plain import iter_decompressed
 from imageformat.sampletree import write_sample_tree
 from imageformat.toc import Compression
 from imageformat.verify import verify_image
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.helpers without pythonpath=["."]
 from tests.helpers import require_tool
 
 pytestmark = pytest.mark.interop

@@ -15,14 +15,12 @@ import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # for tests.helpers without pythonpath=["."]
 from imageformat.fileread import read_file
 from imageformat.tarscan import scan_tar
 from imageformat.toc import EntryType

@@ -4,13 +4,8 @@ directories have a conftest.py, so tests import helpers from here, never from `c
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-
-# `tests.helpers` needs the repository root on sys.path (pytest's rootdir-less "prepend" import
-# mode only adds this directory); harmless when pyproject sets pythonpath = ["."].
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 import numpy as np
 import pytest

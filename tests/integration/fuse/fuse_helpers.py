@@ -9,9 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# `tests.helpers` needs the repository root on sys.path (see tests/integration/emulator/conftest.py).
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import require_root
 
 from experiments import realimages
 from experiments.record_traces import (
@@ -21,7 +20,7 @@ from experiments.record_traces import (
 from imageformat.toc import LayerFormat
 from imageformat.verify import verify_image
 from startup.trace import Op
-from tests.helpers import require_tool
+from tests.helpers import require_root, require_tool
 
 
 @pytest.mark.parametrize("fmt", [f.value for f in realimages.FORMATS])

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import require_root
 
 from experiments import realimages
 from experiments.record_traces import DEBIAN_LARGE_FILE, TRACE_SPECS, load_shipped_trace, missing_paths
 from startup.trace import Op
-from tests.helpers import require_tool
+from tests.helpers import require_root, require_tool
 
 pytestmark = pytest.mark.slow
 

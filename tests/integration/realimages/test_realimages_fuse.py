@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import require_root
 
 from experiments import realimages
 from experiments.record_traces import (
@@ -19,7 +18,7 @@ from experiments.record_traces import (
     trace_stats,
 )
 from startup.trace import Op
-from tests.helpers import require_fuse, require_tool
+from tests.helpers import require_fuse, require_root, require_tool
 
 pytestmark = pytest.mark.fuse
 

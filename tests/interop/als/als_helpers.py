@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# `tests.helpers` needs the repository root on sys.path (see tests/integration/emulator/conftest.py).
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
 
 import pytest  # noqa: E402
 
