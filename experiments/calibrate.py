@@ -39,7 +39,8 @@ def measurements(runs: Sequence[RunData]) -> list[Measurement]:
 
 
 def _unit(name: str) -> str:
-    for suffix, unit in (("_bytes_per_s", "B/s"), ("_byte_s", "s/B"), ("_s", "s")):
+    for suffix, unit in (("_bytes_per_s", "B/s"), ("_byte_s", "s/B"), ("_s_per_byte", "s/B"),
+                         ("_s_per_unit", "s"), ("_s", "s")):
         if name.endswith(suffix):
             return unit
     return "1"
@@ -142,6 +143,7 @@ BASE: Mapping[str, Any] = {
     "decode": {"samples": 40, "max_bytes": 4 << 20},
     "extract": {"batches": 24, "max_files": 400},
     "fuse": {"reads": 80, "max_bytes": 1 << 20},
+    "lazy": {"layers": 16, "max_files": 2000, "batches_per_layer": 6, "max_units": 64},
 }
 
 EXPERIMENT = Experiment(
@@ -155,5 +157,5 @@ EXPERIMENT = Experiment(
                      "links.bandwidths_bytes_per_s": [1.25e7, 1.25e8], "links.rtts_s": [0.001, 0.02],
                      "links.requests": 10, "links.max_transfer_s": 0.3, "decode.samples": 10,
                      "decode.max_bytes": 1 << 20, "extract.batches": 8, "extract.max_files": 100,
-                     "fuse.reads": 20, "fuse.max_bytes": 256 << 10},
+                     "fuse.reads": 20, "fuse.max_bytes": 256 << 10, "lazy.layers": 4, "lazy.max_files": 200},
 )

@@ -12,6 +12,9 @@ transfer). `FittedParams` has two layers:
                + fuse_op_s + fuse_byte_s * nbytes                          (via fuse, extra)
       decode   d = model_decode_call_s + nbytes_out / <codec>_decode_bytes_per_s
       extract  d = model_extract_file_s * files + nbytes / extract_bytes_per_s
+      verify   d = lazy_verify_s_per_unit * units + lazy_verify_s_per_byte * nbytes_decoded
+               (the lazy store's decode + sha256 + cache write of fetched units)
+      toc      d = toc_parse_s_per_byte * nbytes_read   (parsing a fetched TOC)
   (`create_s` is not measured here and keeps its default);
 - `model_*`: a finer GET model the validation uses to explain residuals:
       d = model_rtts_per_request * rtt + model_request_overhead_s
@@ -35,17 +38,17 @@ import numpy as np
 
 from experiments.errors import CalibrationError
 
-OPS = ("range_get", "blob_get", "read", "decode", "extract")
+OPS = ("range_get", "blob_get", "read", "decode", "extract", "verify", "toc_parse")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Measurement:
     """One timed operation. `bandwidth_bytes_per_s`/`rtt_s` are the link as configured (shaped)."""
 
-    op: str  # range_get | blob_get | read | decode | extract
+    op: str  # range_get | blob_get | read | decode | extract | verify | toc_parse
     duration_s: float
-    nbytes: int  # body bytes (GET), bytes read, bytes out of the decoder, bytes written
-    count: int = 1  # ranges in the request (GET) or files written (extract)
+    nbytes: int  # body bytes (GET), bytes read, out of the decoder, written, verified, TOC bytes read
+    count: int = 1  # ranges (GET), files written (extract), units (verify), TOC entries (toc_parse)
     bandwidth_bytes_per_s: float = 0.0
     rtt_s: float = 0.0
     via: str = ""  # read: "fuse" | "inprocess"
@@ -108,6 +111,9 @@ class FittedParams:
     local_read_bytes_per_s: float = 4e9
     local_op_s: float = 2e-6
     create_s: float = 0.05
+    lazy_verify_s_per_byte: float = 0.0
+    lazy_verify_s_per_unit: float = 0.0
+    toc_parse_s_per_byte: float = 0.0
     # -- the finer model ---------------------------------------------------------------------
     model_request_overhead_s: float = 0.0002
     model_rtts_per_request: float = 1.0
@@ -156,7 +162,9 @@ class FittedParams:
 
 SIM_FIELDS = ("request_overhead_s", "bandwidth_efficiency", "fuse_op_s", "fuse_byte_s",
               "zstd_decode_bytes_per_s", "gzip_decode_bytes_per_s", "extract_bytes_per_s",
-              "local_read_bytes_per_s", "local_op_s", "create_s")
+              "local_read_bytes_per_s", "local_op_s", "create_s", "lazy_verify_s_per_byte",
+              "lazy_verify_s_per_unit", "toc_parse_s_per_byte")
+OPTIONAL_FIELDS = ("lazy_verify_s_per_byte", "lazy_verify_s_per_unit", "toc_parse_s_per_byte")  # newer
 MODEL_FIELDS = ("model_request_overhead_s", "model_rtts_per_request", "model_range_overhead_s",
                 "model_decode_call_s", "model_extract_file_s")
 SCALARS = SIM_FIELDS + MODEL_FIELDS
@@ -291,6 +299,17 @@ def _fit_extract(ms: Sequence[Measurement], out: dict[str, object], stats: dict[
     _throughput(g, 1, "extract_bytes_per_s", out, stats)
 
 
+def _fit_verify(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    g = _wls(np.array([[m.count, m.nbytes] for m in ms], dtype=float), np.array([m.duration_s for m in ms]))
+    out["lazy_verify_s_per_unit"], stats["lazy_verify_s_per_unit"] = float(g.coef[0]), _stat(g, 0)
+    out["lazy_verify_s_per_byte"], stats["lazy_verify_s_per_byte"] = float(g.coef[1]), _stat(g, 1)
+
+
+def _fit_toc(ms: Sequence[Measurement], out: dict[str, object], stats: dict[str, FitStat]) -> None:
+    g = _wls(np.array([[m.nbytes] for m in ms], dtype=float), np.array([m.duration_s for m in ms]))
+    out["toc_parse_s_per_byte"], stats["toc_parse_s_per_byte"] = float(g.coef[0]), _stat(g, 0)
+
+
 def fit_params(measurements: Iterable[Measurement], defaults: FittedParams | None = None) -> FittedParams:
     """Fit every group that was measured; the others keep `defaults` (marked fitted = false)."""
     base = defaults or FittedParams()
@@ -302,7 +321,9 @@ def fit_params(measurements: Iterable[Measurement], defaults: FittedParams | Non
     gets = [m for m in ms if m.op in ("range_get", "blob_get")]
     for group, fitter in ((gets, _fit_gets), ([m for m in ms if m.op == "read"], _fit_reads),
                           ([m for m in ms if m.op == "decode"], _fit_decode),
-                          ([m for m in ms if m.op == "extract"], _fit_extract)):
+                          ([m for m in ms if m.op == "extract"], _fit_extract),
+                          ([m for m in ms if m.op == "verify"], _fit_verify),
+                          ([m for m in ms if m.op == "toc_parse"], _fit_toc)):
         if group:
             fitter(group, out, stats)
     for name in SCALARS:

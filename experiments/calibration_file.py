@@ -45,7 +45,7 @@ from typing import Any
 
 import tomli_w
 
-from experiments.calibration import MODEL_FIELDS, SCALARS, FitStat, FittedParams
+from experiments.calibration import MODEL_FIELDS, OPTIONAL_FIELDS, SCALARS, FitStat, FittedParams
 from experiments.errors import CalibrationError
 from experiments.framework import Calibration
 
@@ -110,6 +110,8 @@ def loads_params(text: str, where: str = "params file") -> FittedParams:
     for name in SCALARS:
         label = "params." + name.replace("model_", "model.", 1)
         if name not in flat:
+            if name in OPTIONAL_FIELDS:  # files written before these were measured: 0 = not modelled
+                continue
             raise CalibrationError(f"{where}: missing {label}")
         v = flat[name]
         if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):

@@ -12,7 +12,14 @@ library call the emulator makes:
 - `extract`: files written through the emulator's `RootWriter` (emulator/extract.py);
 - `read` via `fuse` / `inprocess`: the same (path, offset, length) reads through a FUSE mount of
   a directory (`python -m emulator.fuse DIR MOUNTPOINT`, open+pread+close) and through the
-  in-process `DirectoryView`, both warm; skipped (and said so) when FUSE is unavailable.
+  in-process `DirectoryView`, both warm; skipped (and said so) when FUSE is unavailable;
+- `toc_parse` and `verify`: zstd:chunked layers of compressible files (varied counts and sizes)
+  encoded by imageformat; `toc_parse` times `read_layer_toc` (what emulator/tocfetch.py runs on
+  the fetched bytes: footer, decompression, JSON, validation) against the blob bytes it reads;
+  `verify` times what the lazy store does with every fetched unit (emulator/store.py
+  `_decode_unit` + cache write): `decode_chunk`, sha256 against the unit digest, and `put` into
+  a node cache (memory + disk, as the emulated nodes use) — batches of units, so the per-unit
+  and the per-byte cost are both identifiable.
 
 Results are `Measurement` rows (experiments/calibration.py). Measurements are serial on purpose:
 concurrent ones would measure each other.
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,15 +45,19 @@ from pathlib import Path
 import numpy as np
 import zstandard
 
+from emulator.cache import make_node_cache
 from emulator.client import RegistryClient
 from emulator.extract import RootWriter
 from emulator.fuse.localview import DirectoryView
 from emulator.ranges import RangeFetcher, RangePolicy
 from emulator.recorder import ListRecorder
 from emulator.reference import parse_reference
+from emulator.units import Unit, units_for
 from experiments.calibration import Measurement
 from imageformat.byterange import ByteRange
-from imageformat.toc import EntryType
+from imageformat.detect import encode_layer, read_layer_toc
+from imageformat.layer import decode_chunk
+from imageformat.toc import ChunkKind, EntryType, LayerFormat
 from registry_mock.app import running_registry
 from registry_mock.config import LinkSpec, RegistrySpec
 from registry_mock.storage import MemoryStorage
@@ -225,6 +237,72 @@ def _read_file(path: Path, offset: int, n: int) -> bytes:
         os.close(fd)
 
 
+def _layer_tar(rng: np.random.Generator, payload: bytes, files: int, scale: float) -> bytes:
+    """A tar of `files` regular files of ~`scale` bytes each (log-normal spread)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    sizes = np.clip(scale * np.exp(rng.normal(0.0, 0.5, size=files)), 1, len(payload)).astype(int)
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for i, size in enumerate(sizes):
+            off = int(rng.integers(0, len(payload) - int(size) + 1))
+            info = tarfile.TarInfo(f"usr/lib/d{i % 32}/file-{i:05d}.py")
+            info.size = int(size)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(payload[off:off + int(size)]))
+    return buf.getvalue()
+
+
+def measure_lazy(rng: np.random.Generator, workdir: Path, *, layers: int = 12, max_files: int = 2000,
+                 batches_per_layer: int = 6, max_units: int = 64) -> list[Measurement]:
+    """TOC parsing and per-unit verification (decode + sha256 + cache write) on encoded layers."""
+    import io
+
+    out: list[Measurement] = []
+    payload = compressible_bytes(rng, 4 << 20)
+    for li in range(layers):
+        files = int(np.exp(rng.uniform(np.log(20), np.log(max_files))))
+        scale = float(np.exp(rng.uniform(np.log(200), np.log(256 << 10))))
+        scale = min(scale, (48 << 20) / files)  # at most ~48 MB per layer
+        dst = io.BytesIO()
+        enc = encode_layer(LayerFormat.ZSTD_CHUNKED, io.BytesIO(_layer_tar(rng, payload, files, scale)), dst)
+        blob = dst.getvalue()
+        read = [0]
+
+        def fetch(r: ByteRange, blob: bytes = blob, read: list[int] = read) -> bytes:
+            read[0] += r.length
+            return blob[r.start:r.stop]
+
+        t0 = time.perf_counter()
+        toc = read_layer_toc(enc.media_type, enc.annotations, fetch, len(blob))
+        duration = time.perf_counter() - t0
+        if toc is None:
+            raise RuntimeError("encoded zstd:chunked layer has no TOC")
+        out.append(Measurement(op="toc_parse", nbytes=read[0], count=len(toc.entries), duration_s=duration))
+        units: list[Unit] = [u for e in toc.entries if e.type is EntryType.REG
+                             for u in units_for(li, enc.digest, e) if u.digest is not None]
+        cache = make_node_cache(disk_dir=workdir / f"cache-{li}")
+        for _ in range(batches_per_layer):
+            k = max(1, min(len(units), int(np.exp(rng.uniform(0, np.log(max_units))))))
+            start = int(rng.integers(0, len(units) - k + 1))
+            batch = units[start:start + k]
+            compressed = [[blob[c.compressed.start:c.compressed.stop] for c in u.chunks] for u in batch]
+            nbytes = 0
+            t0 = time.perf_counter()
+            for u, datas in zip(batch, compressed, strict=True):
+                content = b"".join(decode_chunk(toc.compression, b"" if c.kind is ChunkKind.ZEROS else d, c,
+                                                verify=False) for c, d in zip(u.chunks, datas, strict=True))
+                if "sha256:" + hashlib.sha256(content).hexdigest() != u.digest:
+                    raise RuntimeError(f"unit {u.key} does not verify")
+                cache.put(u.key, content)
+                nbytes += len(content)
+            duration = time.perf_counter() - t0
+            out.append(Measurement(op="verify", nbytes=nbytes, count=len(batch), duration_s=duration))
+        shutil.rmtree(workdir / f"cache-{li}", ignore_errors=True)
+    return out
+
+
 def measure_all(config: dict, seed: int) -> tuple[list[Measurement], list[str]]:  # type: ignore[type-arg]
     """Every group the config asks for; returns the rows and notes on what was skipped."""
     rng = np.random.default_rng(np.random.SeedSequence(seed))
@@ -252,4 +330,10 @@ def measure_all(config: dict, seed: int) -> tuple[list[Measurement], list[str]]:
                                      max_bytes=int(fz.get("max_bytes", 1 << 20)))
             else:
                 notes.append("FUSE unavailable (/dev/fuse or fusermount3 missing): FUSE costs keep defaults")
+        lz = config.get("lazy", {})
+        if lz.get("layers", 0):
+            out += measure_lazy(rng, Path(tmp), layers=int(lz["layers"]),
+                                max_files=int(lz.get("max_files", 2000)),
+                                batches_per_layer=int(lz.get("batches_per_layer", 6)),
+                                max_units=int(lz.get("max_units", 64)))
     return out, notes

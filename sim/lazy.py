@@ -9,17 +9,35 @@ import numpy as np
 import simpy
 
 from sim.context import Proc, SimContext, count_runs, fetch
-from sim.image import SimImage
-from sim.node import FETCHED, MISSING, LazyLayerState, PodState, SimNode
+from sim.image import SimImage, SimLayer
+from sim.node import DECODED, FETCHED, MISSING, LazyLayerState, PodState, SimNode
 from sim.registry import RateLimitedError
 from sim.workload import CompiledTrace
 from startup.scenario import FirstBytesPrefetch, LandmarkPrefetch, NoPrefetch, TracePrefetch
 
 
+def spend_cpu(ctx: SimContext, node: SimNode, cpu_s: float) -> Proc:
+    """`cpu_s` of work on one of the node's cores (queued behind the node's other CPU work, and
+    behind every node's when the host is shared: cluster.host_cores)."""
+    if cpu_s <= 0:
+        return
+    with node.cores.request() as core:
+        yield core
+        yield ctx.env.timeout(cpu_s)
+    node.cpu_s += cpu_s
+
+
+def fetch_toc(ctx: SimContext, node: SimNode, pod: PodState, layer: SimLayer) -> Proc:
+    """Fetch the layer's TOC and parse it (`toc_parse_s_per_byte` per byte fetched, on a core)."""
+    got = 0
+    for nbytes, ranges in layer.toc_requests:
+        got += yield from fetch(ctx, node, pod, nbytes, ranges, "bytes_toc")
+    yield from spend_cpu(ctx, node, got * ctx.params.toc_parse_s_per_byte)
+
+
 def mount_layer(ctx: SimContext, node: SimNode, pod: PodState, st: LazyLayerState) -> Proc:
     try:
-        for nbytes, ranges in st.layer.toc_requests:
-            yield from fetch(ctx, node, pod, nbytes, ranges, "bytes_toc")
+        yield from fetch_toc(ctx, node, pod, st.layer)
     except BaseException:
         node.lazy_layers.pop(st.layer.digest, None)
         raise
@@ -111,7 +129,7 @@ def _fetch_units(
     ev = InFlight()
     for u in units:
         st.inflight[u] = ev
-    ok = False
+    ok = verify = False
     try:
         runs = count_runs(units)
         lengths = st.units.lengths
@@ -123,6 +141,12 @@ def _fetch_units(
                 yield from fetch(ctx, node, pod, part, min(max_ranges, runs - i * max_ranges), counter)
         else:
             yield from fetch(ctx, node, pod, nbytes, runs, counter)
+        p = ctx.params
+        verify = p.lazy_verify_s_per_byte > 0 or p.lazy_verify_s_per_unit > 0
+        if verify:  # the store decodes, hashes and caches every unit as it arrives
+            decoded = nbytes * st.layer.expansion
+            yield from spend_cpu(ctx, node, decoded * p.lazy_verify_s_per_byte
+                                 + len(units) * p.lazy_verify_s_per_unit)
         ok = True
     except RateLimitedError:
         if not swallow:
@@ -132,7 +156,7 @@ def _fetch_units(
             if st.inflight.get(u) is ev:
                 del st.inflight[u]
                 if ok and st.state[u] == MISSING:
-                    st.state[u] = FETCHED
+                    st.state[u] = DECODED if verify else FETCHED
         if ev.done is not None:
             ev.done.succeed()
 

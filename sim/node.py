@@ -72,7 +72,7 @@ class SimNode:
         link: Link,
         registry: Registry,
         rtt_s: float,
-        cores: int,
+        cores: int | simpy.Resource,
         pull_slots: int,
         background_concurrency: int,
     ) -> None:
@@ -83,7 +83,8 @@ class SimNode:
         self.link = link
         self.registry = registry
         self.rtt_s = rtt_s
-        self.cores = simpy.Resource(env, capacity=cores)
+        # a Resource passed in is a host's cores shared with other nodes (cluster.host_cores)
+        self.cores = cores if isinstance(cores, simpy.Resource) else simpy.Resource(env, capacity=cores)
         self.pull_lock = simpy.Resource(env, capacity=pull_slots) if pull_slots > 0 else None
         self.local_layers: dict[str, simpy.Event] = {}  # digest -> fires when materialized
         self.partial_layers: set[str] = set()  # layers whose TOC feeds the dedup cache
@@ -101,7 +102,7 @@ class SimNode:
         self.bg_epoch = 0
         self.background_concurrency = background_concurrency
         self.fuse_cpu_s = 0.0
-        self.cpu_s = 0.0  # decode + extract CPU
+        self.cpu_s = 0.0  # decode + extract + lazy verify + TOC parse CPU
         self.pods: list[PodState] = []
 
     @property

@@ -33,6 +33,12 @@ class CalibratedParams:
     local_read_bytes_per_s: float = 4e9  # reads from a local (page-cached) rootfs
     local_op_s: float = 2e-6  # per local file operation
     create_s: float = 0.05  # container create (runtime, mounts), after the image is available
+    # lazy store CPU on a node's cores, 0 = not modelled (the defaults): every fetched unit is
+    # decoded, hashed against its digest and written to the cache as it arrives (replacing the
+    # decode on first read), and every fetched TOC is parsed (lazy and partial)
+    lazy_verify_s_per_byte: float = 0.0  # per decoded byte of a fetched unit
+    lazy_verify_s_per_unit: float = 0.0  # per fetched unit
+    toc_parse_s_per_byte: float = 0.0  # per TOC byte fetched
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -110,6 +110,8 @@ def cohorts_allowed(scenario: Scenario) -> tuple[bool, str]:
         return False, "cohorts off: a request concurrency limit queues requests one by one"
     if scenario.toggle is not None:
         return False, "cohorts off: the toggle reboots nodes one batch at a time"
+    if scenario.cluster.host_cores > 0:
+        return False, "cohorts off: the nodes share one host's cores (cluster.host_cores)"
     return True, ""
 
 
@@ -179,6 +181,8 @@ def build_world(
         groups.setdefault(key, []).append(i)
 
     pull_slots = 1 if cl.serialize_image_pulls else cl.max_parallel_image_pulls
+    # a shared emulation host: one pool of cores for every node (testbed model, docs/model.md)
+    host = simpy.Resource(env, capacity=cl.host_cores) if cl.host_cores > 0 else None
     nodes: list[SimNode] = []
     pods: list[tuple[SimNode, PodState]] = []
     total = sum(len(v) for v in per_node.values())
@@ -199,7 +203,7 @@ def build_world(
             link=link,
             registry=registries[endpoint],
             rtt_s=rtts[endpoint],
-            cores=cl.cores,
+            cores=host if host is not None else cl.cores,
             pull_slots=pull_slots,
             background_concurrency=pull.background_concurrency,
         )

@@ -19,7 +19,7 @@ import simpy
 
 from sim.context import PodEvicted, Proc, SimContext, fetch
 from sim.image import SimImage, SimLayer
-from sim.lazy import background_prefetch, ensure_units, mount_layer, prefetch, start_background
+from sim.lazy import background_prefetch, ensure_units, fetch_toc, mount_layer, prefetch, start_background
 from sim.node import DECODED, FETCHED, MISSING, LazyLayerState, PodState, SimNode
 from sim.registry import RateLimitedError
 from startup.modes import PullMode
@@ -104,8 +104,7 @@ def partial_layer(
     try:
         with slots.request() as req:
             yield req
-            for nbytes, ranges in layer.toc_requests:
-                yield from fetch(ctx, node, pod, nbytes, ranges, "bytes_toc")
+            yield from fetch_toc(ctx, node, pod, layer)
             data = ~layer.chunk_zero
             clen = layer.chunk_cstop - layer.chunk_cstart
             if node.file_digests or node.chunk_digests:

@@ -55,6 +55,9 @@ class ClusterSpec:
     link_bandwidth_bytes_per_s: float = 125e6  # 1 Gbit/s node downlink
     rtt_s: float = 0.001  # round trip to the registry (and to each mirror unless it says otherwise)
     cores: int = 4
+    # cores of ONE host shared by all nodes (a testbed emulating the nodes in one process);
+    # 0 = every node has its own `cores` (a real cluster)
+    host_cores: int = 0
     join_at_s: float = 0.0
     join_interval_s: float = 0.0
     serialize_image_pulls: bool = True  # kubelet --serialize-image-pulls (default true)
@@ -65,6 +68,7 @@ class ClusterSpec:
         _gt("cluster.link_bandwidth_bytes_per_s", self.link_bandwidth_bytes_per_s, 0)
         _ge("cluster.rtt_s", self.rtt_s, 0)
         _ge("cluster.cores", self.cores, 1)
+        _ge("cluster.host_cores", self.host_cores, 0)
         _ge("cluster.join_at_s", self.join_at_s, 0)
         _ge("cluster.join_interval_s", self.join_interval_s, 0)
         _ge("cluster.max_parallel_image_pulls", self.max_parallel_image_pulls, 0)
