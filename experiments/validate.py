@@ -13,6 +13,10 @@ Images and traces are named in the config by reference (`realimage:NAME:FORMAT`,
 on where the cache lives (the encoder's code version is part of every key: an encoder change
 re-runs everything).
 
+The testbed is modelled as it is: the emulator runs all nodes in one process on this host, so
+the simulator's nodes share the host's cores (`cluster.host_cores` = os.cpu_count(), part of
+every run key), and the lazy store's verify and TOC-parse CPU come from the calibration.
+
 What both engines are asked to model, and what they are not: the parameters come from the
 calibration file (`experiments/params/default.toml`), adapted per scenario by `for_scenario`:
 no container create (the emulator runs no runtime), the goodput measured at the scenario's link
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,12 +66,15 @@ POINT = ("mode", "cluster.link_bandwidth_bytes_per_s", "cluster.rtt_s", "cluster
 SCENARIO_KEYS = POINT[1:]  # a scenario point without the mode (ranking)
 
 
-def base_config(image: str, trace: str) -> dict[str, Any]:
+def base_config(image: str, trace: str, host_cores: int | None = None) -> dict[str, Any]:
+    """`host_cores` (default: this machine's CPU count) is the testbed model: the emulator runs
+    every node in one process on this host, so the simulator's nodes share its cores."""
     return {
         "name": "validate",
         "engine": "sim",
         "mode": "lazy",
-        "cluster": {"nodes": 1, "link_bandwidth_bytes_per_s": 12.5e6, "rtt_s": 0.001, "cores": 2},
+        "cluster": {"nodes": 1, "link_bandwidth_bytes_per_s": 12.5e6, "rtt_s": 0.001, "cores": 2,
+                    "host_cores": host_cores if host_cores is not None else (os.cpu_count() or 1)},
         # 8 nodes share one registry: its egress (1 Gbit/s) is the shared bottleneck at 1 Gbit/s links
         "registry": {"egress_bandwidth_bytes_per_s": 125e6},
         "images": [{"kind": "oci", "name": image, "layout": f"{IMAGE_PREFIX}{image}:zstd:chunked",

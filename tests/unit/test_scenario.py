@@ -112,6 +112,16 @@ def test_coercion_of_strings_from_set() -> None:
     assert s.cluster.rtt_s == 0.5 and s.cluster.serialize_image_pulls is False and s.cluster.cores == 8
 
 
+def test_host_cores_is_loaded_checked_and_in_the_effective_config() -> None:
+    assert loads_scenario(BASE).cluster.host_cores == 0  # each node its own cores
+    s = loads_scenario(BASE, overrides=["cluster.host_cores=2"])
+    assert s.cluster.host_cores == 2
+    text = dumps_effective_config(s)
+    assert "host_cores = 2" in text and loads_scenario(text) == s
+    with pytest.raises(ScenarioError, match=r"cluster\.host_cores \(=-1\) must be >= 0"):
+        loads_scenario(BASE, overrides=["cluster.host_cores=-1"])
+
+
 def test_effective_config_round_trips_with_defaults(tmp_path) -> None:  # type: ignore[no-untyped-def]
     s = loads_scenario(BASE)
     text = dumps_effective_config(s)

@@ -201,3 +201,40 @@ def test_a_cost_that_fits_negative_is_held_at_zero_and_flagged():
     assert math.isnan(fitted.fit["fuse_byte_s"].stderr)
     assert fitted.fuse_op_s > 0 and not fitted.fit["fuse_op_s"].at_bound
     assert fitted.local_op_s == pytest.approx(2e-6, rel=0.01)
+
+
+def test_fit_recovers_the_lazy_stores_verify_and_toc_parse_costs():
+    """Synthetic verify batches (units, decoded bytes) and TOC parses (bytes read) from known costs:
+    the per-unit and per-byte verify cost and the per-byte TOC cost come back with their errors."""
+    rng = np.random.default_rng(np.random.SeedSequence(11))
+    per_byte, per_unit, toc_per_byte = 18e-9, 40e-6, 0.6e-6
+    ms = []
+    for _ in range(60):
+        units = int(rng.integers(1, 64))
+        n = int(units * 10 ** rng.uniform(2, 5.5))
+        d = per_unit * units + per_byte * n
+        jitter = float(np.exp(rng.normal(0, 0.03)))
+        ms.append(Measurement(op="verify", nbytes=n, count=units, duration_s=d * jitter))
+    for _ in range(20):
+        n = int(10 ** rng.uniform(3, 6))
+        ms.append(Measurement(op="toc_parse", nbytes=n, count=n // 100,
+                              duration_s=toc_per_byte * n * float(np.exp(rng.normal(0, 0.03)))))
+    fitted = fit_params(ms)
+    for name, truth in (("lazy_verify_s_per_byte", per_byte), ("lazy_verify_s_per_unit", per_unit),
+                        ("toc_parse_s_per_byte", toc_per_byte)):
+        got = getattr(fitted, name)
+        stat = fitted.fit[name]
+        assert got == pytest.approx(truth, rel=0.1), name
+        assert stat.fitted and stat.n > 0 and 0 < stat.stderr and abs(got - truth) < 5 * stat.stderr, name
+        assert fitted.sim_params()[name] == got
+    assert not fitted.fit["extract_bytes_per_s"].fitted  # the other groups were not measured
+
+
+def test_params_files_written_before_the_lazy_store_costs_load_with_them_at_zero(tmp_path):
+    text = dumps_params(FittedParams(lazy_verify_s_per_byte=1e-8), created_utc="", machine="")
+    old = "\n".join(line for line in text.splitlines()
+                    if not line.startswith(("lazy_verify_s_per_", "toc_parse_s_per_byte")))
+    fitted = loads_params(old)
+    for name in ("lazy_verify_s_per_byte", "lazy_verify_s_per_unit", "toc_parse_s_per_byte"):
+        assert getattr(fitted, name) == 0.0, name
+    assert loads_params(text).lazy_verify_s_per_byte == 1e-8
