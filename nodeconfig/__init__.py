@@ -10,6 +10,7 @@ reading/writing the files a caller names; no HTTP, FUSE or simulator imports.
 from nodeconfig.crc import ContainerRuntimeConfig, LazyPullMode, load_crc, parse_crc
 from nodeconfig.errors import CrcError, LayerStateError, NodeConfigError, StorageConfError
 from nodeconfig.layerstate import ImageRecord, LayerStateDecision, Transition, check_layer_state
+from nodeconfig.markers import marker_for_storage_conf, pool_toggle_markers
 from nodeconfig.render import RenderedNode, render_node, state_marker
 from nodeconfig.storageconf import NodePullMode, load_storage_conf, merge_storage_conf, node_pull_mode
 
@@ -28,9 +29,11 @@ __all__ = [
     "check_layer_state",
     "load_crc",
     "load_storage_conf",
+    "marker_for_storage_conf",
     "merge_storage_conf",
     "node_pull_mode",
     "parse_crc",
+    "pool_toggle_markers",
     "render_node",
     "state_marker",
 ]
