@@ -12,12 +12,14 @@ from typing import Any
 
 import simpy
 
+from nodeconfig.layerstate import ImageRecord, LayerStateDecision, check_layer_state
 from sim.image import SimLayer, Units
 from sim.network import Link
 from sim.registry import Registry
 from startup.modes import PullMode
 
 MISSING, FETCHED, DECODED = 0, 1, 2
+_LAZY = (PullMode.LAZY, PullMode.LAZY_PREFETCH)  # modes whose layers live in the store
 
 
 @dataclass
@@ -104,6 +106,8 @@ class SimNode:
         self.fuse_cpu_s = 0.0
         self.cpu_s = 0.0  # decode + extract + lazy verify + TOC parse CPU
         self.pods: list[PodState] = []
+        self.layer_state: str | None = None  # the check-layer-state file (None: none yet)
+        self.layer_state_log: list[LayerStateDecision] = []  # one decision per boot
 
     @property
     def name(self) -> str:
@@ -128,11 +132,21 @@ class SimNode:
         self.lazy_layers[layer.digest] = st
         return st, True
 
-    def wipe_lazy(self) -> None:
-        """`crio check-layer-state` after the storage marker changed: drop lazily pulled images."""
-        self.lazy_layers.clear()
-        self.bg_queue.clear()
-        for name, mode in list(self.present.items()):
-            if mode in (PullMode.LAZY, PullMode.LAZY_PREFETCH):
-                del self.present[name]
+    def wipe_lazy(self, previous_marker: str | None, current_marker: str) -> LayerStateDecision:
+        """`crio check-layer-state` at boot (`nodeconfig.layerstate`, the emulator's rule too): when
+        the state marker differs from the configuration's, drop the lazily pulled images and the
+        store's state. The decision (transition, removed images) is kept in `layer_state_log`."""
+        images = [
+            ImageRecord(reference=name, als_layers=1 if mode in _LAZY else 0)
+            for name, mode in self.present.items()
+        ]
+        decision = check_layer_state(previous_marker, current_marker, images)
+        if decision.changed:
+            self.lazy_layers.clear()
+            self.bg_queue.clear()
+            for image in decision.remove:
+                del self.present[image.reference]
+        self.layer_state = decision.new_state
+        self.layer_state_log.append(decision)
         self.epoch += 1
+        return decision

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from nodeconfig.markers import pool_toggle_markers
 from sim.image import ImageError, SimImage, SimLayer, oci_image, synthetic_image
 from sim.network import Network
 from sim.node import PodState, SimNode
@@ -221,7 +222,7 @@ def build_world(
             env.process(_tracked(ctx, node, pod, on_pod_done))
     world = World(env, ctx, net, registries, nodes, pods, total, [note] if note else [])
     if scenario.toggle is not None:
-        env.process(toggle_process(world, scenario.toggle, on_pod_done))
+        env.process(toggle_process(world, scenario.toggle, on_pod_done, from_mode=scenario.mode))
     return world
 
 
@@ -231,8 +232,15 @@ def _tracked(ctx: SimContext, node: SimNode, pod: PodState, on_pod_done: Callabl
         on_pod_done(node.weight)
 
 
-def toggle_process(world: World, spec: ToggleSpec, on_pod_done: Callable[[int], None] | None) -> Any:
+def toggle_process(
+    world: World, spec: ToggleSpec, on_pod_done: Callable[[int], None] | None, *, from_mode: PullMode
+) -> Any:
+    """The pool rolls from `from_mode` to `spec.to_mode`; at boot each node runs check-layer-state
+    with the markers the two configurations imply (`nodeconfig.markers.pool_toggle_markers`)."""
     env = world.env
+    before, after = pool_toggle_markers(PullMode(from_mode).value, PullMode(spec.to_mode).value)
+    for node in world.nodes:
+        node.layer_state = before  # the state file the nodes booted with
     if spec.at_s > env.now:
         yield env.timeout(spec.at_s)
     order = sorted(world.nodes, key=lambda n: n.index)
@@ -244,7 +252,7 @@ def toggle_process(world: World, spec: ToggleSpec, on_pod_done: Callable[[int], 
             node.bg_queue.clear()
         yield env.timeout(spec.reboot_s)
         for node in batch:
-            node.wipe_lazy()
+            node.wipe_lazy(node.layer_state, after)
             restarted = [p for p in node.pods if not p.pod.endswith("-r")]
             for old in restarted:
                 pod = PodState(
