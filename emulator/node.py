@@ -23,6 +23,7 @@ from emulator.counters import CounterSet
 from emulator.prefetch import BackgroundFetcher
 from emulator.recorder import NullRecorder, Recorder
 from emulator.store import LazyStore
+from startup.modes import PullMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class EmulatedNode:
         cache_disk_bytes: int = 4 << 30,
         disk_cache: bool = True,
         recorder: Recorder | None = None,
+        config_root: str | Path | None = None,
+        state_file: str | Path | None = None,
     ) -> None:
         self.name = name
         self.work_dir = Path(work_dir)
@@ -92,6 +95,11 @@ class EmulatedNode:
         self.pull_gate: asyncio.Semaphore | None = None  # set to serialize pulls (kubelet default)
         self._tasks: set[asyncio.Task[None]] = set()
         self._roots = 0
+        self.local_roots: list[Path] = []  # roots of full/partial pulls (images not in the store)
+        self.config_root = Path(config_root) if config_root is not None else None
+        self.state_file = Path(state_file) if state_file is not None else None
+        self.pull_mode: PullMode | None = None  # set by boot(): the configuration's pull mode
+        self.boot_log: list[Any] = []  # emulator.nodeboot.BootRecord, one per boot()
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run `coro` beside the pods (kept referenced; cancelled by close())."""
@@ -104,7 +112,16 @@ class EmulatedNode:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[:60]
         root = self.work_dir / "roots" / f"{self._roots:04d}-{safe}"
         root.mkdir(parents=True, exist_ok=False)
+        self.local_roots.append(root)
         return root
+
+    async def boot(self) -> Any:
+        """Read the configuration root, run check-layer-state (`emulator.nodeboot.boot_node`)."""
+        from emulator.nodeboot import boot_node  # nodeboot builds on this module
+
+        if self.config_root is None:
+            raise ValueError(f"node {self.name}: boot() needs config_root")
+        return await boot_node(self, self.config_root, state_file=self.state_file)
 
     def index_root(
         self, root: Path, files: dict[str, tuple[str | None, list[tuple[str | None, int, int]]]]
