@@ -57,6 +57,37 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _boot(args: argparse.Namespace) -> int:
+    import asyncio
+    import tempfile
+
+    from emulator.node import EmulatedNode
+    from emulator.nodeboot import BootRecord, boot_node, default_state_file
+
+    root = Path(args.root)
+    if not root.is_dir():
+        raise CliError(f"--root {args.root}: not a directory")
+    state = Path(args.state_file) if args.state_file else default_state_file(root)
+
+    async def run(work: str) -> BootRecord:
+        node = EmulatedNode(args.name, work, disk_cache=False)
+        try:
+            return await boot_node(node, root, state_file=state)
+        finally:
+            await node.close()
+
+    with tempfile.TemporaryDirectory(prefix="lazylab-boot-") as work:
+        record = asyncio.run(run(work))
+    print(f"pull mode: {record.pull_mode.value}")
+    print(f"marker: {record.marker!r}")
+    was = "absent" if record.previous_marker is None else repr(record.previous_marker)
+    print(f"state file: {state} (was {was})")
+    print(f"transition: {record.decision.transition.value}")
+    for ref in record.removed:
+        print(f"removed: {ref}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("node", help="render a ContainerRuntimeConfig into node files; check-layer-state")
     nsub = p.add_subparsers(dest="node_command", metavar="ACTION")
@@ -75,3 +106,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     c.add_argument("--images", default=None, help='JSON list of {"reference":..,"als_layers":N}')
     c.add_argument("--apply", action="store_true", help="write the new state to the state file")
     c.set_defaults(func=_check)
+    b = nsub.add_parser(
+        "boot", help="boot an emulated node from a configuration root: pull mode, check-layer-state"
+    )
+    b.add_argument("--root", required=True, help="node root with etc/containers/storage.conf(.d)")
+    b.add_argument("--state-file", default=None, help="default: ROOT/var/lib/crio/layer-state")
+    b.add_argument("--name", default="node-0")
+    b.set_defaults(func=_boot)
