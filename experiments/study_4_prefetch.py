@@ -35,6 +35,7 @@ from experiments.study_common import (
     metric_table,
     real_image,
     run_study,
+    synthetic_1gb_ws5,
     trace_workload,
 )
 
@@ -43,25 +44,7 @@ BACKGROUND = [0, 1, 2, 4, 8]  # 0 = background fetch off
 GRANULARITY = ["block", "chunk"]
 
 TRACES = {"python": "python_import_json_ssl", "debian-gcc": "debian_gcc_compile"}
-SYNTHETIC = {
-    "images": [
-        {
-            "kind": "synthetic",
-            "name": "app",
-            "layers": [
-                {"name": "app-1GB", "files": 8000, "total_bytes": 1_000_000_000, "compression_ratio": 0.4}
-            ],
-        }
-    ],
-    "workload": {
-        "kind": "synthetic",
-        "reads": 382,
-        "working_set_fraction": 0.05,
-        "zipf_s": 0.0,
-        "read_bytes": 131_072,
-        "think_s": 0.001,
-    },
-}
+SYNTHETIC = synthetic_1gb_ws5()
 IMAGES = ["python", "debian-gcc", "syn-1GB-ws5"]
 
 BASE: dict[str, Any] = {

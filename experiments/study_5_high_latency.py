@@ -30,6 +30,7 @@ from experiments.study_common import (
     metric_table,
     real_image,
     run_study,
+    synthetic_1gb_ws5,
     trace_workload,
 )
 
@@ -40,25 +41,7 @@ LINKS = {"100Mbit": 12.5e6, "1Gbit": 125e6}
 CASES: dict[str, dict[str, Any]] = {
     "python-import": {"images": [real_image("python")], "workload": trace_workload("python_import_json_ssl")},
     "debian-gcc": {"images": [real_image("debian")], "workload": trace_workload("debian_gcc_compile")},
-    "syn-1GB-ws5": {
-        "images": [
-            {
-                "kind": "synthetic",
-                "name": "app",
-                "layers": [
-                    {"name": "app-1GB", "files": 8000, "total_bytes": 1_000_000_000, "compression_ratio": 0.4}
-                ],
-            }
-        ],
-        "workload": {
-            "kind": "synthetic",
-            "reads": 382,
-            "working_set_fraction": 0.05,
-            "zipf_s": 0.0,
-            "read_bytes": 131_072,
-            "think_s": 0.001,
-        },
-    },
+    "syn-1GB-ws5": synthetic_1gb_ws5(),
 }
 
 BASE: dict[str, Any] = {

@@ -223,3 +223,26 @@ def answer(
         rows=tuple(rows) or (("", ""),),
         note=f"**Q:** {question}\n\n**A:** {answer_text}",
     )
+
+
+def synthetic_1gb_ws5() -> dict[str, Any]:
+    """A 1 GB synthetic image (40% compressed) whose start reads 5% of it in 128 KiB reads (studies 4, 5)."""
+    return {
+        "images": [
+            {
+                "kind": "synthetic",
+                "name": "app",
+                "layers": [
+                    {"name": "app-1GB", "files": 8000, "total_bytes": 1_000_000_000, "compression_ratio": 0.4}
+                ],
+            }
+        ],
+        "workload": {
+            "kind": "synthetic",
+            "reads": 382,
+            "working_set_fraction": 0.05,
+            "zipf_s": 0.0,
+            "read_bytes": 131_072,
+            "think_s": 0.001,
+        },
+    }
