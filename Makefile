@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
-SYSPKGS := skopeo podman docker-registry fuse3 busybox-static uidmap debootstrap python3 python3.11 libpython3.11-stdlib
+SYSPKGS := zstd skopeo podman docker-registry fuse3 busybox-static uidmap debootstrap python3 python3.11 libpython3.11-stdlib
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench venv sysdeps clean

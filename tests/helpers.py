@@ -42,3 +42,10 @@ def require_root(why: str = "chroot needs root") -> None:
         if IN_CI:
             pytest.fail(why)
         pytest.skip(why)
+
+
+def unavailable(why: str) -> None:
+    """Something a test needs is missing here: skip locally, fail in CI (make test installs it)."""
+    if IN_CI:
+        pytest.fail(why)
+    pytest.skip(why)

@@ -181,7 +181,7 @@ def test_loads_rejects_non_numbers():
 
 
 def test_simulator_loads_the_params_file_with_the_same_digest(tmp_path):
-    sim_params = pytest.importorskip("sim.params")
+    import sim.params as sim_params
     fitted = fit_params(synthetic(np.random.default_rng(4), 0.02))
     cal = write_params(fitted, tmp_path / "p.toml")
     params, digest = sim_params.load_params(tmp_path / "p.toml")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
-pytest.importorskip("sim.run")
-
 from experiments.cache import ResultCache
 from experiments.calibration import FittedParams
 from experiments.calibration_file import write_params

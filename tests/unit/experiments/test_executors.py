@@ -44,7 +44,7 @@ def test_process_pool_matches_inline(tmp_path):
 
 
 def test_dask_local_cluster_matches_local_run(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     local = sweep(tmp_path / "local", choose_backend(workers=1))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
                                   host="127.0.0.1") as cluster:

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("sim.run")
-
 from experiments import registry
 from experiments.cache import ResultCache
 from experiments.calibration_file import load_calibration

@@ -20,13 +20,6 @@ from imageformat.sampletree import write_sample_tree
 from imageformat.toc import LayerFormat
 from imageformat.verify import verify_image
 
-ZSTD_CHUNKED = (LayerFormat.ZSTD_CHUNKED, LayerFormat.ZSTD_CHUNKED_LEGACY)
-
-
-def _need(fmt: LayerFormat) -> None:
-    if fmt in ZSTD_CHUNKED:
-        pytest.importorskip("imageformat.zstdchunked")
-
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):  # type: ignore[no-untyped-def]
@@ -62,7 +55,6 @@ def _tree_files(root):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("fmt", BUILD_FORMATS, ids=lambda f: f.value)
 def test_build_every_format_verifies_and_holds_the_tree(tree, tmp_path, fmt):
-    _need(fmt)
     result = build_image(tree, tmp_path / "oci", "t", fmt)
     report = verify_image(tmp_path / "oci", "t")
     layer = report.layers[0]
@@ -77,7 +69,6 @@ def test_build_every_format_verifies_and_holds_the_tree(tree, tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", [f for f in BUILD_FORMATS if f.lazy], ids=lambda f: f.value)
 def test_prioritized_build_puts_files_before_the_landmark(tree, tmp_path, fmt):
-    _need(fmt)
     build_image(tree, tmp_path / "oci", "t", fmt, prioritize=["etc/app.d/conf03.conf", "usr/bin/f0002.bin"])
     from imageformat.detect import read_layer_toc
 
@@ -93,7 +84,6 @@ def test_prioritized_build_puts_files_before_the_landmark(tree, tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", BUILD_FORMATS, ids=lambda f: f.value)
 def test_convert_gzip_to_each_format_and_back(tree, tmp_path, fmt):
-    _need(fmt)
     build_image(tree, tmp_path / "gz", "t", LayerFormat.GZIP)
     convert_image(tmp_path / "gz", tmp_path / "x", fmt)
     convert_image(tmp_path / "x", tmp_path / "back", LayerFormat.GZIP)

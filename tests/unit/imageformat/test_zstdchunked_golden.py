@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import subprocess
 import tarfile
 
@@ -18,6 +17,7 @@ from imageformat.tarsplit import reassemble_tar
 from imageformat.toc import ChunkKind, EntryType, LayerFormat
 from imageformat.zstdchunked import encode_zstd_chunked
 from imageformat.zstdchunked_toc import decode_toc_json, load_tar_split
+from tests.helpers import require_tool
 
 
 @pytest.mark.parametrize("name", VECTOR_NAMES)
@@ -115,9 +115,7 @@ def test_encoder_reproduces_golden_toc_and_tar_split(name: str) -> None:
 
 @pytest.mark.parametrize("gen", ["a", "b"])
 def test_zstd_cli_decompresses_our_blob(gen: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        pytest.skip("zstd CLI not installed")
+    zstd = require_tool("zstd")
     v = vector("a/rich")
     blob_path = tmp_path / "layer.zst"
     with open(v.source_path, "rb") as f, open(blob_path, "wb") as o:
