@@ -47,6 +47,22 @@ class Purpose(StrEnum):
     TOC = "toc"
 
 
+# The integer counters that merge() adds and minus() subtracts field by field.
+_COUNT_FIELDS = (
+    "bytes_on_demand",
+    "bytes_readahead",
+    "bytes_prefetch",
+    "bytes_background",
+    "bytes_toc",
+    "requests",
+    "ranges",
+    "cache_hits",
+    "cache_misses",
+    "reads",
+    "view_ops",
+)
+
+
 @dataclass(slots=True)
 class Counters:
     bytes_on_demand: int = 0
@@ -85,19 +101,7 @@ class Counters:
         return moved + self.bytes_background + self.bytes_toc
 
     def merge(self, other: Counters) -> None:
-        for name in (
-            "bytes_on_demand",
-            "bytes_readahead",
-            "bytes_prefetch",
-            "bytes_background",
-            "bytes_toc",
-            "requests",
-            "ranges",
-            "cache_hits",
-            "cache_misses",
-            "reads",
-            "view_ops",
-        ):
+        for name in _COUNT_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.view_cpu_s += other.view_cpu_s
         self.read_latency_sum_s += other.read_latency_sum_s
@@ -114,19 +118,7 @@ class Counters:
         """The difference `self - before` (what happened between two snapshots)."""
         d = Counters()
         d.merge(self)
-        for name in (
-            "bytes_on_demand",
-            "bytes_readahead",
-            "bytes_prefetch",
-            "bytes_background",
-            "bytes_toc",
-            "requests",
-            "ranges",
-            "cache_hits",
-            "cache_misses",
-            "reads",
-            "view_ops",
-        ):
+        for name in _COUNT_FIELDS:
             setattr(d, name, getattr(self, name) - getattr(before, name))
         d.view_cpu_s -= before.view_cpu_s
         d.read_latency_sum_s -= before.read_latency_sum_s
