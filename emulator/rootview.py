@@ -12,17 +12,9 @@ import os
 import stat as st
 from pathlib import Path
 
-from emulator.view import Stat
+from emulator.view import ENTRY_TYPE_OF_MODE, Stat
 from imageformat.toc import EntryType, normalize_path
 
-_TYPES = {
-    st.S_IFREG: EntryType.REG,
-    st.S_IFDIR: EntryType.DIR,
-    st.S_IFLNK: EntryType.SYMLINK,
-    st.S_IFCHR: EntryType.CHAR,
-    st.S_IFBLK: EntryType.BLOCK,
-    st.S_IFIFO: EntryType.FIFO,
-}
 MAX_HOPS = 40
 
 
@@ -67,7 +59,7 @@ class RootView:
 
     async def stat(self, path: str) -> Stat:
         s = os.lstat(self._host(path))
-        kind = _TYPES.get(st.S_IFMT(s.st_mode), EntryType.REG)
+        kind = ENTRY_TYPE_OF_MODE.get(st.S_IFMT(s.st_mode), EntryType.REG)
         size = s.st_size if kind in (EntryType.REG, EntryType.SYMLINK) else 0
         return Stat(
             type=kind,

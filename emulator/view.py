@@ -8,11 +8,22 @@ return them unchanged.
 
 from __future__ import annotations
 
+import stat as st
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from imageformat.toc import EntryType
+
+# File-type bits of st_mode -> entry type, for views backed by a real directory.
+ENTRY_TYPE_OF_MODE: Mapping[int, EntryType] = {
+    st.S_IFREG: EntryType.REG,
+    st.S_IFDIR: EntryType.DIR,
+    st.S_IFLNK: EntryType.SYMLINK,
+    st.S_IFCHR: EntryType.CHAR,
+    st.S_IFBLK: EntryType.BLOCK,
+    st.S_IFIFO: EntryType.FIFO,
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,17 +13,8 @@ import os
 import stat as st
 from pathlib import Path
 
-from emulator.view import Stat
+from emulator.view import ENTRY_TYPE_OF_MODE, Stat
 from imageformat.toc import EntryType
-
-_TYPES = {
-    st.S_IFREG: EntryType.REG,
-    st.S_IFDIR: EntryType.DIR,
-    st.S_IFLNK: EntryType.SYMLINK,
-    st.S_IFCHR: EntryType.CHAR,
-    st.S_IFBLK: EntryType.BLOCK,
-    st.S_IFIFO: EntryType.FIFO,
-}
 
 
 class DirectoryView:
@@ -45,7 +36,7 @@ class DirectoryView:
     def stat(self, path: str) -> Stat:
         full = self._os_path(path)
         s = os.lstat(full)
-        kind = _TYPES.get(st.S_IFMT(s.st_mode))
+        kind = ENTRY_TYPE_OF_MODE.get(st.S_IFMT(s.st_mode))
         if kind is None:
             raise OSError(errno.EIO, f"unsupported file type (socket?) at {path!r}")
         xattrs: dict[str, bytes] = {}
