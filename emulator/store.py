@@ -208,16 +208,21 @@ class LazyStore:
                 self.idle.set()
 
     # -- reads --------------------------------------------------------------------------------
-    async def read(self, path: str, offset: int, length: int) -> bytes:
-        """`length` bytes at `offset` of the file at `path` (symlinks followed), fetched on demand."""
-        start, cpu0 = time.perf_counter(), time.thread_time()
+    def _plan_read(self, path: str, offset: int, length: int) -> tuple[str, int, TocEntry, ByteRange | None]:
+        """(canonical path, layer, entry, the file range to read — None when the read is empty)."""
         canonical = self.tree.resolve(path)
         layer, entry = self.tree.regular(canonical)
         end = min(entry.size, offset + max(0, length))
-        if offset >= end:
+        return canonical, layer, entry, (ByteRange(offset, end) if offset < end else None)
+
+    async def read(self, path: str, offset: int, length: int) -> bytes:
+        """`length` bytes at `offset` of the file at `path` (symlinks followed), fetched on demand."""
+        start, cpu0 = time.perf_counter(), time.thread_time()
+        canonical, layer, entry, wanted = self._plan_read(path, offset, length)
+        if wanted is None:
             self._op(layer, time.thread_time() - cpu0)
             return b""
-        wanted = ByteRange(offset, end)
+        end = wanted.stop
         units = self.units_for(layer, entry, wanted)
         if self.readahead is not None:
             self.readahead.on_read(canonical, layer, entry, offset, end)
@@ -236,13 +241,11 @@ class LazyStore:
         Counted like `read` (cache hits, latency, one operation); a file with a readahead window
         tells the loop where the reader is, so readahead keeps going while hits are served here."""
         start, cpu0 = time.perf_counter(), time.thread_time()
-        canonical = self.tree.resolve(path)
-        layer, entry = self.tree.regular(canonical)
-        end = min(entry.size, offset + max(0, length))
-        if offset >= end:
+        canonical, layer, entry, wanted = self._plan_read(path, offset, length)
+        if wanted is None:
             self._op(layer, time.thread_time() - cpu0)
             return b""
-        wanted = ByteRange(offset, end)
+        end = wanted.stop
         units = self.units_for(layer, entry, wanted)
         contents: dict[str, bytes] = {}
         hits = 0
