@@ -16,7 +16,6 @@ Run: .venv/bin/python benchmarks/bench_emulator.py [--quick]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import json
@@ -44,6 +43,7 @@ from emulator.reference import parse_reference  # noqa: E402
 from emulator.store import Granularity, StoreOptions  # noqa: E402
 from imageformat.build import build_image  # noqa: E402
 from imageformat.sampletree import write_sample_tree  # noqa: E402
+from registry_mock import preciseloop  # noqa: E402
 from registry_mock.importer import import_oci_layout  # noqa: E402
 from registry_mock.storage import MemoryStorage  # noqa: E402
 from startup.modes import PullMode  # noqa: E402
@@ -66,6 +66,7 @@ def build(tmp: Path) -> tuple[MemoryStorage, dict[str, int]]:
 
 _SERVE = """
 import asyncio, sys
+from registry_mock import preciseloop
 from registry_mock.app import start_registry
 from registry_mock.config import LinkSpec, RegistrySpec
 from registry_mock.disk import DiskStorage
@@ -79,7 +80,7 @@ async def main():
     print(reg.address, flush=True)
     await asyncio.Event().wait()
 
-asyncio.run(main())
+preciseloop.run(main())
 """
 
 
@@ -136,7 +137,7 @@ def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int) -> ColdRead:
                     nbytes = store.totals().bytes_on_demand - before
                 return times[1:], nbytes
 
-        times, nbytes = asyncio.run(run())
+        times, nbytes = preciseloop.run(run())
         time.sleep(0.1)  # the access-log line of the last response
         records = [json.loads(line) for line in log.read_text().splitlines()]
         server = [r["duration_s"] for r in records if r.get("range") and r["bytes_sent"] == nbytes][-reps:]
@@ -168,7 +169,7 @@ def sequential(
                 t = store.totals()
                 return dt, t.bytes_on_demand + t.bytes_readahead
 
-        return asyncio.run(run())
+        return preciseloop.run(run())
 
 
 def full_vs_podman(tmp: Path, reps: int) -> tuple[list[float], list[float]] | None:
@@ -206,7 +207,7 @@ def full_vs_podman(tmp: Path, reps: int) -> tuple[list[float], list[float]] | No
                 assert rec.ok, rec.error
                 return rec.pulled_s - rec.submitted_s
 
-            ours.append(asyncio.run(one()))
+            ours.append(preciseloop.run(one()))
             shutil.rmtree(node_dir, ignore_errors=True)
             root, run = tmp / f"proot{i}", tmp / f"prun{i}"
             t0 = time.perf_counter()

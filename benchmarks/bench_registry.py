@@ -85,6 +85,7 @@ async def start_reference(tmp: Path) -> Server:
 
 SERVE_CODE = """
 import asyncio, json, sys
+from registry_mock import preciseloop
 from registry_mock.app import start_registry
 from registry_mock.config import LinkSpec, RegistrySpec
 async def main():
@@ -94,7 +95,7 @@ async def main():
         regs.append(await start_registry(RegistrySpec(link=link, **cfg)))
     print(json.dumps([r.url for r in regs]), flush=True)
     await asyncio.Event().wait()
-asyncio.run(main())
+preciseloop.run(main())
 """
 
 
@@ -229,6 +230,11 @@ async def ttfb(s: aiohttp.ClientSession, url: str) -> float:
     return time.monotonic() - t0
 
 
+async def ttfb_after_idle(s: aiohttp.ClientSession, url: str, idle_s: float) -> float:
+    await asyncio.sleep(idle_s)
+    return await ttfb(s, url)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -317,14 +323,21 @@ async def main() -> None:
                     f"  {r_mbit:>8} Mbit {achieved:>8.2f} Mbit {100 * (achieved - r_mbit) / r_mbit:>+7.2f}%"
                 )
             del small
-            print("\n== shaping accuracy: added latency (GET /v2/, median of 20, minus unshaped median) ==")
+            print("\n== shaping accuracy: added latency (GET /v2/, medians of 20) ==")
+            print("  'vs warm': minus back-to-back unshaped requests; 'vs idle-matched': minus unshaped")
+            print("  requests each sent after the same idle time (this host answers slower after idling,")
+            print("  shaped or not; the link's own contribution is the difference to that)")
             async with aiohttp.ClientSession() as s:
                 base = statistics.median([await ttfb(s, f"{urls[0]}/v2/") for _ in range(20)])
-                print(f"  unshaped median {base * 1e3:.3f} ms")
-                print(f"  {'configured':>12} {'measured':>12} {'error':>10}")
+                print(f"  unshaped, back-to-back: median {base * 1e3:.3f} ms")
+                print(f"  {'configured':>12} {'idle-matched base':>18} {'vs warm':>10}"
+                      f" {'vs idle-matched':>16}")
                 for ms, url in zip(lats_ms, urls[5:], strict=True):
-                    m = statistics.median([await ttfb(s, f"{url}/v2/") for _ in range(20)]) - base
-                    print(f"  {ms:>9} ms {m * 1e3:>9.3f} ms {m * 1e3 - ms:>+8.3f} ms")
+                    shaped = statistics.median([await ttfb(s, f"{url}/v2/") for _ in range(20)])
+                    idle_base = statistics.median([await ttfb_after_idle(s, f"{urls[0]}/v2/", ms / 1000)
+                                                   for _ in range(20)])
+                    print(f"  {ms:>9} ms {idle_base * 1e3:>15.3f} ms {(shaped - base) * 1e3 - ms:>+7.3f} ms"
+                          f" {(shaped - idle_base) * 1e3 - ms:>+13.3f} ms")
         finally:
             proc.terminate()
             proc.wait()

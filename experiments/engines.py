@@ -30,6 +30,7 @@ from typing import Any
 from experiments.calibration import FittedParams
 from experiments.errors import ExperimentError
 from experiments.framework import Calibration, RunOutput
+from registry_mock import preciseloop
 
 
 class EngineRunError(ExperimentError):
@@ -63,6 +64,7 @@ def run_sim(config: dict[str, Any], seed: int, calibration: Calibration) -> RunO
 
 _SERVE_REGISTRY = """
 import asyncio, json, sys
+from registry_mock import preciseloop
 from registry_mock.app import start_registry
 from registry_mock.config import LinkSpec, RegistrySpec
 from registry_mock.disk import DiskStorage
@@ -77,7 +79,7 @@ async def main():
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until our parent closes stdin
     await reg.stop()
 
-asyncio.run(main())
+preciseloop.run(main())
 """
 
 
@@ -106,7 +108,6 @@ def registry_process(root: Path, link: dict[str, Any], access_log: Path) -> Iter
 
 
 def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
-    import asyncio
     import tempfile
 
     from emulator.cluster import image_files, link_parameters, registry_timeline, run_cluster, workload_traces
@@ -136,7 +137,7 @@ def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) ->
         log_path = work / "access.jsonl"
         with registry_process(work / "registry", link_parameters(scenario), log_path) as address:
             refs = {n: parse_reference(f"{address}/lab/{n.lower()}:{tag}") for n, (_, tag) in layouts.items()}
-            result = asyncio.run(run_cluster(scenario, refs, traces, work / "nodes"))
+            result = preciseloop.run(run_cluster(scenario, refs, traces, work / "nodes"))
         log = read_access_log(log_path) if log_path.exists() else []
     timeline = registry_timeline(log, origin_epoch_s=result.origin_epoch_s,
                                  bin_s=scenario.sim.egress_sample_s)

@@ -27,7 +27,6 @@ concurrent ones would measure each other.
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import os
@@ -58,6 +57,7 @@ from imageformat.byterange import ByteRange
 from imageformat.detect import encode_layer, read_layer_toc
 from imageformat.layer import decode_chunk
 from imageformat.toc import ChunkKind, EntryType, LayerFormat
+from registry_mock import preciseloop
 from registry_mock.app import running_registry
 from registry_mock.config import LinkSpec, RegistrySpec
 from registry_mock.storage import MemoryStorage
@@ -118,7 +118,7 @@ def measure_gets(plans: Sequence[GetPlan], rng: np.random.Generator) -> list[Mea
         storage.link_blob(REPO, digest)
         link = LinkSpec(bandwidth_bytes_per_s=plan.bandwidth_bytes_per_s, latency_s=plan.rtt_s)
         with running_registry(RegistrySpec(link=link), storage=storage) as reg:
-            out += asyncio.run(_gets(reg.address, digest, plan, rng))
+            out += preciseloop.run(_gets(reg.address, digest, plan, rng))
     return out
 
 

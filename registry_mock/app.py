@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import blobs
+from . import blobs, preciseloop
 from .accesslog import AccessLog
 from .auth import Authority, parse_scopes
 from .config import FaultKind, FaultSpec, LinkSpec, RegistrySpec
@@ -277,7 +277,7 @@ class ThreadedRegistry:
     """A RunningRegistry on its own thread and event loop, for synchronous callers (tests, tools)."""
 
     def __init__(self, spec: RegistrySpec | None, host: str, port: int, storage: Storage | None) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._loop = preciseloop.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._reg: RunningRegistry | None = None

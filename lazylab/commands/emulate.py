@@ -10,7 +10,6 @@ and concurrent transfers per bin, from the registry's access log) and `access-lo
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import math
@@ -23,6 +22,7 @@ from emulator.reference import parse_reference
 from emulator.synthbuild import build_synthetic_images
 from imageformat.errors import FormatError
 from lazylab import cli
+from registry_mock import preciseloop
 from startup.record import percentile, write_csv
 from startup.scenario import OciImageSpec, ScenarioError, SyntheticImageSpec
 from startup.scenario_io import load_scenario, write_effective_config
@@ -69,7 +69,7 @@ def _emulate(args: argparse.Namespace) -> int:
                 f"registry {reg.address}",
                 flush=True,
             )
-            result = asyncio.run(
+            result = preciseloop.run(
                 run_cluster(scenario, refs, traces, work / "nodes", disk_cache=not args.memory_cache)
             )
             log = reg.records

@@ -11,6 +11,7 @@ from nodeconfig.crc import load_crc
 from nodeconfig.errors import NodeConfigError
 from nodeconfig.layerstate import ImageRecord, check_layer_state
 from nodeconfig.render import render_node, write_rendered
+from registry_mock import preciseloop
 
 USER_ERRORS.append(NodeConfigError)
 
@@ -58,7 +59,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _boot(args: argparse.Namespace) -> int:
-    import asyncio
     import tempfile
 
     from emulator.node import EmulatedNode
@@ -77,7 +77,7 @@ def _boot(args: argparse.Namespace) -> int:
             await node.close()
 
     with tempfile.TemporaryDirectory(prefix="lazylab-boot-") as work:
-        record = asyncio.run(run(work))
+        record = preciseloop.run(run(work))
     print(f"pull mode: {record.pull_mode.value}")
     print(f"marker: {record.marker!r}")
     was = "absent" if record.previous_marker is None else repr(record.previous_marker)

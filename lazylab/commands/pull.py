@@ -21,6 +21,7 @@ from emulator.node import EmulatedNode
 from emulator.reference import parse_reference
 from lazylab import cli
 from lazylab.commands.lazy import add_registry_options, options_from
+from registry_mock import preciseloop
 from startup.modes import PullMode
 from startup.record import StartupRecord, write_csv
 from startup.scenario import PREFETCH_KINDS, FirstBytesPrefetch, PullSpec
@@ -111,10 +112,10 @@ def print_record(r: StartupRecord) -> None:
 
 def _pull(args: argparse.Namespace) -> int:
     if args.work_dir:
-        result = asyncio.run(_run(args, Path(args.work_dir)))
+        result = preciseloop.run(_run(args, Path(args.work_dir)))
     else:
         with tempfile.TemporaryDirectory(prefix="lazylab-pull-") as tmp:
-            result = asyncio.run(_run(args, Path(tmp)))
+            result = preciseloop.run(_run(args, Path(tmp)))
     print_record(result.record)
     if result.replay is not None:
         print(

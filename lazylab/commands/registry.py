@@ -10,6 +10,7 @@ import signal
 import sys
 
 from lazylab import cli
+from registry_mock import preciseloop
 from registry_mock.app import start_registry
 from registry_mock.auth import add_user
 from registry_mock.config import (
@@ -117,7 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
         await stop.wait()
         await reg.stop()
 
-    asyncio.run(run())
+    preciseloop.run(run())
     return 0
 
 
