@@ -36,7 +36,7 @@ from .routes import resolve
 from .shaping import Link
 from .state import STATE, RegistryState, ctx_of, state_of
 from .storage import MemoryStorage, Storage
-from .transfer import BodyCut, ClientGone
+from .transfer import RESPONSE_NOT_BEFORE, BodyCut, ClientGone, hold_response
 
 log = logging.getLogger("registry_mock")
 API_HEADERS = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -92,9 +92,9 @@ async def _request_faults(request: web.Request) -> None:
         raise RegistryError("UNAVAILABLE", "injected fault", status=rule.status)
     rule = faults.get(FaultKind.SLOW_FIRST_BYTE)
     if rule is not None:
-        deadline = request.get(blobs.RESPONSE_NOT_BEFORE)
+        deadline = request.get(RESPONSE_NOT_BEFORE)
         if deadline is not None:  # on top of the link's latency, as before
-            request[blobs.RESPONSE_NOT_BEFORE] = deadline + rule.delay_s
+            request[RESPONSE_NOT_BEFORE] = deadline + rule.delay_s
         else:
             await asyncio.sleep(rule.delay_s)
 
@@ -134,14 +134,14 @@ async def pipeline(request: web.Request, handler: Callable[[web.Request], Awaita
                 raise RegistryError("TOOMANYREQUESTS", "request rate limit exceeded",
                                     headers={"Retry-After": str(max(1, int(retry + 0.999)))})
             if st.link.spec.latency_s > 0:  # waited out just before the response starts
-                request[blobs.RESPONSE_NOT_BEFORE] = t0 + st.link.spec.latency_s
+                request[RESPONSE_NOT_BEFORE] = t0 + st.link.spec.latency_s
         response = await handler(request)
         status = response.status
-        await blobs.hold_response(request)
+        await hold_response(request)
     except RegistryError as e:
         response = e.to_response(head=request.method == "HEAD")
         status = e.status
-        await blobs.hold_response(request)
+        await hold_response(request)
     except ClientGone as e:
         response, status = e.response, 499
         ctx.bytes_sent = e.sent
@@ -150,7 +150,7 @@ async def pipeline(request: web.Request, handler: Callable[[web.Request], Awaita
         ctx.bytes_sent = e.sent
     except web.HTTPException as e:
         status = e.status
-        await blobs.hold_response(request)
+        await hold_response(request)
         raise
     except (ConnectionError, asyncio.CancelledError):
         status = 499  # client went away mid-response

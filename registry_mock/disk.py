@@ -22,12 +22,15 @@ from pathlib import Path
 from .storage import ManifestInfo, Storage, Upload
 
 _COPY_CHUNK = 1 << 20
+_PATHS_CACHED = 4096  # resolved blob/repository paths kept per storage (the map is cleared when full)
 
 
 class DiskStorage(Storage):
     def __init__(self, root: str | Path) -> None:
         super().__init__()
         self.root = Path(root).resolve()
+        # Path.resolve() costs an lstat per component; a blob GET needs its paths several times
+        self._paths: dict[tuple[str, str], Path] = {}
         for d in ("blobs", "repositories", "uploads", "tmp"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         # Upload sessions do not survive a restart (their hash state is in memory): clear leftovers.
@@ -44,12 +47,21 @@ class DiskStorage(Storage):
             raise ValueError(f"path escapes the storage root: {p}")
         return rp
 
+    def _resolved(self, kind: str, name: str) -> Path:
+        """root/kind/name, resolved and fenced once per name."""
+        p = self._paths.get((kind, name))
+        if p is None:
+            if len(self._paths) >= _PATHS_CACHED:
+                self._paths.clear()
+            p = self._paths[kind, name] = self._inside(self.root / kind / name)
+        return p
+
     def _blob(self, digest: str) -> Path:
         alg, hexd = digest.split(":", 1)
-        return self._inside(self.root / "blobs" / alg / hexd)
+        return self._resolved("blobs", f"{alg}/{hexd}")
 
     def _repo(self, repo: str) -> Path:
-        return self._inside(self.root / "repositories" / repo)
+        return self._resolved("repositories", repo)
 
     def _link(self, repo: str, digest: str) -> Path:
         alg, hexd = digest.split(":", 1)

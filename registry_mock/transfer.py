@@ -1,19 +1,22 @@
 """Sending response bodies over the emulated link: sendfile fast path, paced slices, body faults.
 
 A body is a sequence of pieces: literal bytes (multipart part headers, manifests) or ranges of a blob.
-Unshaped and fault-free bodies of on-disk blobs go out with `loop.sendfile` (zero copy); otherwise pieces
-are cut into slices, each paced by the link (registry_mock.shaping) before it is written. RESET/TRUNCATE
-cut the body after a number of bytes and kill the connection; CORRUPT flips chosen bytes.
+Unshaped and fault-free bodies of on-disk blobs go out with `loop.sendfile` (zero copy), or as one
+buffer read before the latency hold when small; otherwise pieces are cut into slices, each paced by the
+link (registry_mock.shaping) before it is written. RESET/TRUNCATE cut the body after a number of bytes
+and kill the connection; CORRUPT flips chosen bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -21,10 +24,35 @@ from imageformat.byterange import ByteRange
 
 from .config import FaultKind
 from .faults import NO_FAULTS, ActiveFaults
-from .shaping import Link, Transfer
+from .shaping import Link, Transfer, sleep_until
 from .storage import Storage
 
 Piece = bytes | ByteRange
+
+# When the response may start: request start + the link's latency. Set by the pipeline middleware,
+# waited out (once) right before the first byte goes out, so that the registry's own processing of
+# the request (routing, auth, storage lookups, range planning, reading a small body, building the
+# headers) runs inside the emulated latency instead of adding to it.
+RESPONSE_NOT_BEFORE = web.RequestKey("registry_response_not_before", float)
+
+
+async def hold_response(request: web.Request) -> None:
+    """Wait until the response may start (no-op once waited, or without added latency)."""
+    deadline = request.get(RESPONSE_NOT_BEFORE)
+    if deadline is not None:
+        del request[RESPONSE_NOT_BEFORE]
+        await sleep_until(deadline)
+
+
+class PacedResponse(web.StreamResponse):
+    """Headers go out with the first body write, not alone at `prepare()`: one send and one client
+    wake-up fewer per response (measured ~0.7 ms per loopback send on a loaded 2-core host; 0.39 ms
+    from headers to body for a small unshaped range), and `prepare()` may run before the latency
+    hold. Only for bodies written through `response.write` first: paced slices, or unshaped bodies
+    small enough to be copied into one buffer; a large unshaped range goes out with sendfile, which
+    needs the headers flushed first."""
+
+    _send_headers_immediately = False
 
 
 @dataclass(frozen=True)
@@ -59,19 +87,47 @@ async def send_body(
     link: Link,
     faults: ActiveFaults = NO_FAULTS,
 ) -> int:
-    """Prepare `response` and send `pieces`; return the number of body bytes written."""
+    """Wait out the latency hold, prepare `response` and send `pieces`; return the body bytes written.
+
+    Whatever does not depend on the clock (blob path, a small unshaped body, the header block of a
+    PacedResponse) is done before the hold, so that only the write itself follows it."""
     total = body_length(pieces)
+    path = source.storage.blob_path(source.digest) if source is not None else None
+    fast = not link.spec.shaped and not faults and total > 0
+    small = _small_body(pieces, source, path) if fast and total < SENDFILE_MIN_BYTES else None
+    early = isinstance(response, PacedResponse)
+    if early:
+        await response.prepare(request)  # builds the header block; it goes out with the first write
+    await hold_response(request)
     async with link.transfer() as t:
-        await response.prepare(request)
-        path = source.storage.blob_path(source.digest) if source is not None else None
+        if not early:
+            await response.prepare(request)
         try:
-            if not t.shaped and not faults and path is not None and total > 0:
+            if small is not None:
+                await response.write(small)
+                sent = len(small)
+            elif fast and path is not None:
                 sent = await _sendfile_pieces(request, response, pieces, path)
             else:
                 sent = await _sliced(request, response, pieces, source, t, faults, total, path)
         except ConnectionError as e:
             raise ClientGone(f"client went away: {e}", response, t.bytes_paced) from None
     return sent
+
+
+def _small_body(pieces: Sequence[Piece], source: BlobSource | None, path: Path | None) -> bytes:
+    """The whole body as one buffer: literal pieces and blob ranges (from the file when on disk)."""
+    out: list[bytes | memoryview] = []
+    with open(path, "rb") if path is not None else contextlib.nullcontext() as f:
+        for p in pieces:
+            if isinstance(p, bytes):
+                out.append(p)
+            elif f is not None:
+                out.append(os.pread(f.fileno(), p.length, p.start))
+            else:
+                assert source is not None, "a blob range without a blob"
+                out.append(source.storage.read_blob(source.digest, p.start, p.stop))
+    return b"".join(out)
 
 
 SENDFILE_MIN_BYTES = 256 << 10  # smaller pieces are copied into one buffer instead (multipart parts)
