@@ -1,7 +1,8 @@
 """An emulated cluster: N nodes start pods on the scenario's schedule against one registry.
 
-Everything runs in one process and one event loop: each `EmulatedNode` has its own HTTP pool,
-cache, counters and work directory; pods start at their arrival times (wall clock since the
+By default everything runs in one process and one event loop (`node_processes`: a process per
+node, emulator/nodeprocs.py): each `EmulatedNode` has its own HTTP pool, cache, counters and
+work directory; pods start at their arrival times (wall clock since the
 run's origin) and each start yields a `StartupRecord`. The registry is any OCI registry at
 `registry_host` (the `lazylab emulate` command starts a shaped `registry_mock` and passes its
 address). What the scenario says about the link maps to registry_mock's shaping through
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,8 @@ from startup.scenario import (
 )
 from startup.trace import Trace
 from startup.tracegen import synthetic_trace
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,18 +148,47 @@ async def run_cluster(
     *,
     recorder: Recorder | None = None,
     disk_cache: bool = True,
+    node_processes: bool = False,
+    loop_factory: LoopFactory | None = None,
 ) -> ClusterResult:
-    """Start every pod of the schedule on its node; the records come in completion order."""
-    nodes = [
-        EmulatedNode(f"node-{i:03d}", work_dir / f"node-{i:03d}", recorder=recorder, disk_cache=disk_cache)
-        for i in range(scenario.cluster.nodes)
-    ]
-    for node in nodes:
+    """Start every pod of the schedule on its node; the records come in completion order.
+
+    `node_processes`: each node runs in a process of its own (emulator/nodeprocs.py; no
+    `recorder` then), on loops made by `loop_factory` (default: asyncio's)."""
+    if node_processes and scenario.cluster.nodes > 1:
+        if recorder is not None:
+            raise ValueError("a recorder cannot follow nodes into their own processes")
+        from emulator.nodeprocs import run_node_processes
+
+        return await run_node_processes(scenario, refs, traces, work_dir, disk_cache=disk_cache,
+                                        loop_factory=loop_factory)
+    origin, origin_epoch = time.perf_counter(), time.time()
+    records = await run_nodes(scenario, refs, traces, work_dir, range(scenario.cluster.nodes), origin,
+                              recorder=recorder, disk_cache=disk_cache)
+    return ClusterResult(records, origin_epoch, time.perf_counter() - origin)
+
+
+async def run_nodes(
+    scenario: Scenario,
+    refs: Mapping[str, ImageReference],
+    traces: Mapping[str, Trace],
+    work_dir: Path,
+    node_ids: Iterable[int],
+    origin: float,
+    *,
+    recorder: Recorder | None = None,
+    disk_cache: bool = True,
+) -> list[StartupRecord]:
+    """The schedule's pods on these nodes, timed from `origin` (a time.perf_counter() value)."""
+    nodes = {
+        i: EmulatedNode(f"node-{i:03d}", work_dir / f"node-{i:03d}", recorder=recorder, disk_cache=disk_cache)
+        for i in node_ids
+    }
+    for node in nodes.values():
         if scenario.cluster.serialize_image_pulls:
             node.pull_gate = asyncio.Semaphore(1)
         elif scenario.cluster.max_parallel_image_pulls:
             node.pull_gate = asyncio.Semaphore(scenario.cluster.max_parallel_image_pulls)
-    origin, origin_epoch = time.perf_counter(), time.time()
     records: list[StartupRecord] = []
 
     async def start(p: PodArrival) -> None:
@@ -175,11 +207,11 @@ async def run_cluster(
         records.append(await run_start(nodes[p.node], refs[p.image], spec, origin_s=origin))
 
     try:
-        await asyncio.gather(*(start(p) for p in schedule(scenario)))
+        await asyncio.gather(*(start(p) for p in schedule(scenario) if p.node in nodes))
     finally:
-        for node in nodes:
+        for node in nodes.values():
             await node.close()
-    return ClusterResult(records, origin_epoch, time.perf_counter() - origin)
+    return records
 
 
 def image_files(layout_dir: Path, tag: str | None) -> list[tuple[str, int]]:

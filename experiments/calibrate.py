@@ -24,12 +24,14 @@ from experiments.framework import Calibration, Experiment, Plot, RunData, RunOut
 
 def run_calibration(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
     from experiments.measure import measure_all  # the emulator and registry load only here
+    from experiments.scratch import scratch_dir
 
     load_before = os.getloadavg()[0]
     ms, notes = measure_all(config, seed)
     load_after = os.getloadavg()[0]
     notes.append(f"1-minute load average {load_before:.1f} before and {load_after:.1f} after measuring "
-                 f"on {os.cpu_count()} CPUs (a busy machine inflates and scatters the costs)")
+                 f"on {os.cpu_count()} CPUs (a busy machine inflates and scatters the costs); "
+                 f"files written under {scratch_dir()}")
     rows = [{f: getattr(m, f) for f in Measurement.__dataclass_fields__} for m in ms]
     return RunOutput(tables={"measurements": rows, "notes": [{"note": n} for n in notes]})
 

@@ -30,6 +30,7 @@ from typing import Any
 from experiments.calibration import FittedParams
 from experiments.errors import ExperimentError
 from experiments.framework import Calibration, RunOutput
+from experiments.scratch import scratch_dir
 from registry_mock import preciseloop
 
 
@@ -120,7 +121,7 @@ def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) ->
     from startup.scenario_io import scenario_from_dict
 
     scenario = scenario_from_dict({**config, "seed": seed})
-    with tempfile.TemporaryDirectory(prefix="lazylab-emulate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lazylab-emulate-", dir=scratch_dir()) as tmp:
         work = Path(tmp)
         layouts: dict[str, tuple[Path, str]] = {}
         synthetic = [img for img in scenario.images if isinstance(img, SyntheticImageSpec)]
@@ -137,7 +138,8 @@ def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) ->
         log_path = work / "access.jsonl"
         with registry_process(work / "registry", link_parameters(scenario), log_path) as address:
             refs = {n: parse_reference(f"{address}/lab/{n.lower()}:{tag}") for n, (_, tag) in layouts.items()}
-            result = preciseloop.run(run_cluster(scenario, refs, traces, work / "nodes"))
+            result = preciseloop.run(run_cluster(scenario, refs, traces, work / "nodes", node_processes=True,
+                                                 loop_factory=preciseloop.new_event_loop))
         log = read_access_log(log_path) if log_path.exists() else []
     timeline = registry_timeline(log, origin_epoch_s=result.origin_epoch_s,
                                  bin_s=scenario.sim.egress_sample_s)

@@ -13,9 +13,11 @@ Images and traces are named in the config by reference (`realimage:NAME:FORMAT`,
 on where the cache lives (the encoder's code version is part of every key: an encoder change
 re-runs everything).
 
-The testbed is modelled as it is: the emulator runs all nodes in one process on this host, so
-the simulator's nodes share the host's cores (`cluster.host_cores` = os.cpu_count(), part of
-every run key), and the lazy store's verify and TOC-parse CPU come from the calibration.
+The testbed is modelled as it is: the emulator runs every node in a process of its own
+(emulator/nodeprocs.py) and the registry in another, all on this host and on its tmpfs
+(experiments/scratch.py), so the simulator's nodes, and the per-request work of client and
+registry, share the host's cores (`cluster.host_cores` = os.cpu_count(), part of every run
+key); the extraction, verify and TOC-parse CPU come from the calibration.
 
 What both engines are asked to model, and what they are not: the parameters come from the
 calibration file (`experiments/params/default.toml`), adapted per scenario by `for_scenario`:
@@ -68,7 +70,7 @@ SCENARIO_KEYS = POINT[1:]  # a scenario point without the mode (ranking)
 
 def base_config(image: str, trace: str, host_cores: int | None = None) -> dict[str, Any]:
     """`host_cores` (default: this machine's CPU count) is the testbed model: the emulator runs
-    every node in one process on this host, so the simulator's nodes share its cores."""
+    every node (and the registry) on this host, so the simulator's nodes share its cores."""
     return {
         "name": "validate",
         "engine": "sim",

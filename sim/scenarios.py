@@ -134,6 +134,10 @@ def build_world(
 
     net = Network(env)
     reg = scenario.registry
+    # a shared emulation host: one pool of cores for every node and the registry's request
+    # handling (testbed model, docs/model.md)
+    host_cores = scenario.cluster.host_cores
+    host = simpy.Resource(env, capacity=host_cores) if host_cores > 0 else None
     registries = [
         Registry(
             env,
@@ -145,6 +149,7 @@ def build_world(
             overload=reg.overload,
             rate_limit=reg.rate_limit,
             request_overhead_s=params.request_overhead_s,
+            host=host,
         )
     ]
     rtts = [scenario.cluster.rtt_s]
@@ -182,8 +187,6 @@ def build_world(
         groups.setdefault(key, []).append(i)
 
     pull_slots = 1 if cl.serialize_image_pulls else cl.max_parallel_image_pulls
-    # a shared emulation host: one pool of cores for every node (testbed model, docs/model.md)
-    host = simpy.Resource(env, capacity=cl.host_cores) if cl.host_cores > 0 else None
     nodes: list[SimNode] = []
     pods: list[tuple[SimNode, PodState]] = []
     total = sum(len(v) for v in per_node.values())

@@ -57,30 +57,47 @@ def full_layer(
 
     containers/image extracts a layer while its bytes arrive (so does the emulator): extraction
     starts with the download, or when the layer below is applied, and the layer is applied when
-    both its last byte arrived and its extraction CPU has been spent."""
+    both its last byte arrived and its extraction CPU has been spent. The extraction holds a core
+    for its CPU time from its start, download or not, so nodes sharing a host's cores
+    (`cluster.host_cores`) contend for them while they download."""
     env = ctx.env
+    cpu = (
+        layer.uncompressed_bytes / ctx.decode_rate(layer)
+        + layer.uncompressed_bytes / ctx.params.extract_bytes_per_s
+    )
+    extraction: simpy.Process | None = None
     try:
         with slots.request() as req:
             yield req
-            started = env.now
+            extraction = env.process(_extraction_cpu(ctx, node, cpu, prev))
             yield from fetch(ctx, node, pod, layer.blob_size, 1, "bytes_layers")
-        below_done = started
-        if prev is not None:
-            yield prev  # layers are applied in order
-            below_done = prev.value if isinstance(prev.value, float) else env.now
-        cpu = (
-            layer.uncompressed_bytes / ctx.decode_rate(layer)
-            + layer.uncompressed_bytes / ctx.params.extract_bytes_per_s
-        )
-        remaining = max(0.0, max(started, below_done) + cpu - env.now)
-        with node.cores.request() as core:
-            yield core
-            yield env.timeout(remaining)
+        failed_below = yield extraction
+        if failed_below is not None:
+            raise failed_below
         node.cpu_s += cpu
     except BaseException:
+        if extraction is not None and extraction.is_alive:
+            extraction.interrupt("download failed")
         node.local_layers.pop(layer.digest, None)
         raise
     return float(env.now)
+
+
+def _extraction_cpu(ctx: SimContext, node: SimNode, cpu_s: float, below: simpy.Event | None) -> Proc:
+    """A layer's extraction on a core, after the layer below is applied. Returns the exception the
+    layer below failed with (the caller raises it) rather than failing unobserved."""
+    try:
+        if below is not None:
+            try:
+                yield below
+            except BaseException as e:  # handed to the caller
+                return e
+        with node.cores.request() as core:
+            yield core
+            yield ctx.env.timeout(cpu_s)
+    except simpy.Interrupt:
+        pass
+    return None
 
 
 def pull_full(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage) -> Proc:

@@ -70,7 +70,8 @@ def _emulate(args: argparse.Namespace) -> int:
                 flush=True,
             )
             result = preciseloop.run(
-                run_cluster(scenario, refs, traces, work / "nodes", disk_cache=not args.memory_cache)
+                run_cluster(scenario, refs, traces, work / "nodes", disk_cache=not args.memory_cache,
+                            node_processes=args.node_processes, loop_factory=preciseloop.new_event_loop)
             )
             log = reg.records
     write_csv(result.records, out / "records.csv")
@@ -110,4 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--bin-s", type=float, default=0.1, help="registry timeline bin width (seconds)")
     p.add_argument("--memory-cache", action="store_true", help="nodes cache in memory only (no disk cache)")
+    p.add_argument("--node-processes", action="store_true",
+                   help="run each node in a process of its own (nodes then compete for the host's cores, "
+                        "not for one interpreter's lock)")
     p.set_defaults(func=_emulate)

@@ -92,3 +92,39 @@ def test_a_shared_host_turns_cohorts_off_and_own_cores_keep_them() -> None:
 def test_host_cores_must_not_be_negative() -> None:
     with pytest.raises(ScenarioError, match=r"cluster\.host_cores"):
         ClusterSpec(host_cores=-1)
+
+
+def _cpu_bound_full(host_cores: int):  # type: ignore[no-untyped-def]
+    s = small_scenario(PullMode.FULL, reads=0, layers=1, nodes=2, replicas=2)
+    s = dataclasses.replace(s, cluster=dataclasses.replace(s.cluster, host_cores=host_cores, cores=4),
+                            sim=dataclasses.replace(s.sim, cohorts=False))
+    slow = dataclasses.replace(ZERO_PARAMS, zstd_decode_bytes_per_s=1e6, extract_bytes_per_s=2e6)
+    layer = build_images(s)["img"].layers[0]
+    cpu = layer.uncompressed_bytes / slow.zstd_decode_bytes_per_s + layer.uncompressed_bytes / 2e6
+    return run_scenario(s, params=slow), cpu
+
+
+def test_full_pull_extraction_holds_a_shared_core_while_it_downloads() -> None:
+    own, cpu = _cpu_bound_full(0)
+    shared, _ = _cpu_bound_full(1)
+    a, b = sorted(r.pulled_s for r in own.records)
+    assert a == pytest.approx(b, rel=1e-12)
+    assert cpu > 10 * (a - cpu)  # CPU-bound: extraction starts with the download and outlasts it
+    resolved = a - cpu  # own cores: the layer is applied `cpu` after its download started
+    # one shared core: the second extraction waits for the first, whose CPU overlapped its download
+    first, second = sorted(r.pulled_s for r in shared.records)
+    assert (first, second) == pytest.approx((resolved + cpu, resolved + 2 * cpu), rel=1e-9)
+
+
+def test_on_a_shared_host_the_request_overhead_is_cpu_on_its_cores() -> None:
+    s = small_scenario(PullMode.LAZY, reads=0, layers=1, nodes=2, replicas=2)
+    s = dataclasses.replace(s, workload=EmptyWorkload(), sim=dataclasses.replace(s.sim, cohorts=False))
+    overhead = dataclasses.replace(ZERO_PARAMS, request_overhead_s=0.5)  # dwarfs the network part
+    own = sorted(r.pulled_s for r in run_scenario(s, params=overhead).records)
+    one_core = dataclasses.replace(s, cluster=dataclasses.replace(s.cluster, host_cores=1))
+    shared = sorted(r.pulled_s for r in run_scenario(one_core, params=overhead).records)
+    requests = 3  # manifest, config, the layer's TOC
+    assert own[0] == pytest.approx(own[1], rel=1e-12)
+    # the two nodes' requests take turns on the one core: the last one finishes after all six
+    assert shared[1] - own[1] == pytest.approx(requests * 0.5, rel=0.05)
+    assert shared[0] < shared[1]

@@ -75,6 +75,23 @@ def test_emulate_writes_records_and_registry_view(tmp_path: Path, mode: str) -> 
     assert (out / "effective-config.toml").exists()
 
 
+@pytest.mark.parametrize("mode", ["full", "lazy"])
+def test_emulate_with_a_process_per_node_gives_every_pod_its_record(tmp_path: Path, mode: str) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(SCENARIO.format(mode=mode))
+    out = tmp_path / "out"
+    args = ["emulate", str(scenario), "--out", str(out), "--work-dir", str(tmp_path), "--node-processes"]
+    assert main(args) == 0
+    records = read_csv(out / "records.csv")
+    planned = schedule(loads_scenario(SCENARIO.format(mode=mode)))
+    expected = {(p.pod, f"node-{p.node:03d}", p.image) for p in planned}
+    assert {(r.pod, r.node, r.image) for r in records} == expected
+    assert all(r.ok for r in records)
+    # one time origin for every process: pods start no earlier than their scheduled arrival
+    arrivals = {p.pod: p.at_s for p in planned}
+    assert all(r.submitted_s >= arrivals[r.pod] - 1e-3 for r in records)
+
+
 def test_schedule_and_timeline_are_pure() -> None:
     s = loads_scenario(SCENARIO.format(mode="lazy"))
     arrivals = schedule(s)

@@ -1,0 +1,107 @@
+"""Emulated nodes in processes of their own, so that they compete for the host's cores as separate
+machines do, and not for one interpreter's lock.
+
+In one process, 8 nodes full-pulling the python image (18 MB, 1195 files) over a shared 1 Gbit/s
+took 5.1 s where one node takes 0.39 s: the extraction threads and the event loop that receives
+the bytes serialise on the GIL, and the loop waits up to the 5 ms switch interval for it each
+time. Each node process is forked from a forkserver that has the emulator imported, reports
+ready, then gets the common time origin (a `time.perf_counter()` value: CLOCK_MONOTONIC,
+shared by every process on Linux) and sends its records back when its pods are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from emulator.cluster import ClusterResult, LoopFactory, run_nodes
+from emulator.errors import EmulatorError
+from emulator.reference import ImageReference
+from startup.record import StartupRecord
+from startup.scenario import Scenario
+from startup.trace import Trace
+
+START_MARGIN_S = 0.05  # the origin is this far after every node reported ready
+
+
+async def run_node_processes(
+    scenario: Scenario,
+    refs: Mapping[str, ImageReference],
+    traces: Mapping[str, Trace],
+    work_dir: Path,
+    *,
+    disk_cache: bool = True,
+    loop_factory: LoopFactory | None = None,
+) -> ClusterResult:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["emulator.cluster"])
+    loop = asyncio.get_running_loop()
+    conns: list[multiprocessing.connection.Connection] = []
+    procs = []
+    try:
+        for i in range(scenario.cluster.nodes):
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_node_main, name=f"emulated-node-{i:03d}", daemon=True,
+                               args=(theirs, scenario, dict(refs), dict(traces), work_dir, i, disk_cache,
+                                     loop_factory))
+            proc.start()
+            theirs.close()
+            conns.append(ours)
+            procs.append(proc)
+        for i, conn in enumerate(conns):
+            _expect(await loop.run_in_executor(None, _recv, conn), "ready", i)
+        origin = time.perf_counter() + START_MARGIN_S
+        origin_epoch = time.time() + START_MARGIN_S
+        for conn in conns:
+            conn.send(origin)
+        records: list[StartupRecord] = []
+        for i, conn in enumerate(conns):
+            records += _expect(await loop.run_in_executor(None, _recv, conn), "records", i)
+        wall = time.perf_counter() - origin
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in conns:
+            conn.close()
+    records.sort(key=lambda r: r.ready_s if r.ready_s == r.ready_s else float("inf"))
+    return ClusterResult(records, origin_epoch, wall)
+
+
+def _recv(conn: multiprocessing.connection.Connection) -> Any:
+    try:
+        return conn.recv()
+    except EOFError:
+        return ("died", None)
+
+
+def _expect(message: Any, kind: str, node: int) -> Any:
+    what, payload = message
+    if what == kind:
+        return payload
+    if what == "error":
+        raise EmulatorError(f"emulated node {node}: {payload}")
+    raise EmulatorError(f"emulated node {node}: its process exited without a result")
+
+
+def _node_main(conn: multiprocessing.connection.Connection, scenario: Scenario,
+               refs: dict[str, ImageReference], traces: dict[str, Trace], work_dir: Path, node: int,
+               disk_cache: bool, loop_factory: LoopFactory | None) -> None:
+    try:
+        conn.send(("ready", None))
+        origin = conn.recv()
+        coro = run_nodes(scenario, refs, traces, work_dir, [node], origin, disk_cache=disk_cache)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            records = runner.run(coro)
+        conn.send(("records", records))
+    except BaseException as e:  # reported to the parent, which raises it
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()
