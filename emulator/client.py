@@ -9,6 +9,8 @@
 - Retries with exponential backoff for 5xx (not 501), 429 (honouring Retry-After) and dropped
   connections / short bodies; the body handler runs inside the retry, so a transfer that
   breaks mid-body is retried from scratch.
+- `lean=True` requests (plain-HTTP blob range GETs) go out on emulator.rawhttp's keep-alive pool
+  and come back to aiohttp for any answer that pool does not handle (redirects, no length).
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ from emulator.errors import (
     TransferError,
     VerificationError,
 )
+from emulator.rawhttp import NeedsFullClient, RawPool, RawResponse, lean_target
 from emulator.recorder import NullRecorder, Recorder
 from emulator.reference import ImageReference
 from imageformat.digest import sha256_digest
 
 T = TypeVar("T")
+Response = aiohttp.ClientResponse | RawResponse  # what a `call` handler gets
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -96,6 +100,12 @@ class _Retry(Exception):
         self.delay_s = delay_s
 
 
+class _Reauthenticate(Exception):
+    def __init__(self, challenge: str) -> None:
+        super().__init__(challenge)
+        self.challenge = challenge
+
+
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"|(\w+)=([^\s,]+)')
 
 
@@ -118,6 +128,8 @@ class RegistryClient:
         self.options = options or ClientOptions()
         self.recorder = recorder or NullRecorder()
         self._session: aiohttp.ClientSession | None = None
+        self._raw = RawPool(self.options.max_connections)
+        self._full_client_hosts: set[str] = set()  # hosts whose answers the lean path handed over
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self._challenge: dict[str, tuple[str, dict[str, str]]] = {}  # host -> challenge
         self._auth_lock = asyncio.Lock()
@@ -140,6 +152,7 @@ class RegistryClient:
         return self._session
 
     async def close(self) -> None:
+        self._raw.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -209,35 +222,45 @@ class RegistryClient:
         ref: ImageReference,
         method: str,
         path: str,
-        handler: Callable[[aiohttp.ClientResponse], Awaitable[T]],
+        handler: Callable[[Response], Awaitable[T]],
         *,
         headers: Mapping[str, str] | None = None,
         what: str = "",
+        lean: bool = False,
     ) -> T:
         """Send `method base_url+path`, authenticate and retry as needed, let `handler` read the body.
 
         `handler` gets every final response (2xx, 3xx not followed, 4xx other than 401) and
-        decides; it may raise `RetryableBody` for a body that broke off.
+        decides; it may raise `RetryableBody` for a body that broke off. `lean`: a GET that may
+        go out on the raw keep-alive pool (see emulator.rawhttp).
         """
         url = self.base_url(ref) + path
         attempt, auth_tries = 0, 0
+        lean = lean and method == "GET" and ref.host not in self._full_client_hosts
         while True:
             used = self._auth_header(ref)
             hdrs = {**(headers or {}), **used}
+            target = lean_target(url, hdrs) if lean else None
             self.requests += 1
             try:
-                async with self.session.request(method, url, headers=hdrs) as resp:
-                    if resp.status == 401 and auth_tries < 2 and "WWW-Authenticate" in resp.headers:
-                        auth_tries += 1
-                        challenge = resp.headers["WWW-Authenticate"]
-                        await resp.read()
-                        await self._authenticate(ref, challenge, used)
-                        continue
-                    if resp.status in (401, 403):
-                        raise AuthError(f"{what or url}: access denied ({resp.status})", resp.status)
-                    if resp.status == 429 or (resp.status >= 500 and resp.status != 501):
-                        raise _Retry(f"HTTP {resp.status}", _retry_after(resp.headers.get("Retry-After")))
-                    return await handler(resp)
+                async with asyncio.timeout(self.options.request_timeout_s):
+                    if target is not None:
+                        async with await self._raw.get(*target, hdrs) as raw:
+                            return await self._answer(ref, raw, handler, what or url)
+                    async with self.session.request(method, url, headers=hdrs) as resp:
+                        return await self._answer(ref, resp, handler, what or url)
+            except _Reauthenticate as a:
+                auth_tries += 1
+                if auth_tries > 2:
+                    raise AuthError(f"{what or url}: access denied (401)", 401) from None
+                await self._authenticate(ref, a.challenge, used)
+                continue
+            except NeedsFullClient:
+                # the answer needs aiohttp (a redirect, say): send it again through it, and send
+                # this host's requests through it from now on (a redirecting registry redirects all)
+                lean = False
+                self._full_client_hosts.add(ref.host)
+                continue
             except _Retry as r:
                 why, delay = str(r), r.delay_s
             except (
@@ -254,9 +277,21 @@ class RegistryClient:
             backoff = min(self.options.backoff_max_s, self.options.backoff_initial_s * 2 ** (attempt - 1))
             await asyncio.sleep(max(backoff, delay or 0.0))
 
+    async def _answer(self, ref: ImageReference, resp: Response, handler: Callable[[Response], Awaitable[T]],
+                      what: str) -> T:
+        """The status checks every response goes through, then `handler`."""
+        if resp.status == 401 and "WWW-Authenticate" in resp.headers:
+            await resp.read()
+            raise _Reauthenticate(resp.headers["WWW-Authenticate"])
+        if resp.status in (401, 403):
+            raise AuthError(f"{what}: access denied ({resp.status})", resp.status)
+        if resp.status == 429 or (resp.status >= 500 and resp.status != 501):
+            raise _Retry(f"HTTP {resp.status}", _retry_after(resp.headers.get("Retry-After")))
+        return await handler(resp)
+
     # -- manifests ----------------------------------------------------------------------------
     async def _get_manifest(self, ref: ImageReference, reference: str) -> tuple[bytes, str]:
-        async def handle(resp: aiohttp.ClientResponse) -> tuple[bytes, str]:
+        async def handle(resp: Response) -> tuple[bytes, str]:
             if resp.status == 404:
                 raise NotFoundError(f"{ref.repository}:{reference}: manifest unknown", 404)
             if resp.status != 200:
@@ -363,7 +398,7 @@ class RegistryClient:
 
         started = False
 
-        async def handle(resp: aiohttp.ClientResponse) -> int:
+        async def handle(resp: Response) -> int:
             nonlocal started
             if resp.status == 404:
                 raise NotFoundError(f"blob {digest}: unknown to {ref.host}/{ref.repository}", 404)
@@ -405,7 +440,7 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+async def _read_capped(resp: Response, cap: int) -> bytes:
     buf = bytearray()
     async for data in resp.content.iter_chunked(65536):
         buf += data

@@ -11,7 +11,8 @@ Answer side (RFC 9110 §14 and §15.3.7; registry.md §3.4):
 - 200 (Range ignored): stream from byte 0 and slice, stop after the last needed byte.
 - 400/416/501 to a multi-range request: halve the ranges per request for this blob, down to
   single-range mode (one covering range), as c/storage and stargz-store do.
-- 307 and other redirects: followed by aiohttp (Authorization is not forwarded cross-origin).
+- 307 and other redirects: followed by aiohttp (Authorization is not forwarded cross-origin); the
+  request goes out on emulator.rawhttp's lean path first and comes back to aiohttp for these.
 Nothing here is trusted content: callers verify chunk/file digests after decoding.
 """
 
@@ -21,9 +22,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiohttp
-
-from emulator.client import RegistryClient, RetryableBody
+from emulator.client import RegistryClient, Response, RetryableBody
 from emulator.errors import NotFoundError, RangeProtocolError, RegistryError
 from emulator.recorder import timed
 from emulator.reference import ImageReference
@@ -172,7 +171,7 @@ class RangeFetcher:
         header = http_range_header(batch)
         last_needed = max(r.stop for r in batch)
 
-        async def handle(resp: aiohttp.ClientResponse) -> list[tuple[ByteRange, bytes]]:
+        async def handle(resp: Response) -> list[tuple[ByteRange, bytes]]:
             if resp.status == 404:
                 raise NotFoundError(f"blob {digest}: unknown to {ref.host}/{ref.repository}", 404)
             if resp.status == 200:  # Range ignored: stream from 0 and slice (registry.md §3.3)
@@ -218,6 +217,7 @@ class RangeFetcher:
                 handle,
                 headers={"Range": header, "Accept-Encoding": "identity"},
                 what=f"blob {digest[:19]} ranges",
+                lean=True,
             )
             t.nbytes = stats.body_bytes - before
             self.client.body_bytes += t.nbytes
