@@ -4,7 +4,10 @@
    bytes/bandwidth: registry_mock delays each response by `latency_s`, then paces the body), on
    registry_mock links of 10 Mbit/s .. 1 Gbit/s and 1 .. 100 ms RTT (goal: within 10%). The
    registry runs in its own process; the floor row is the same request on an unshaped link with no
-   latency (what one HTTP request over loopback costs here: client + server + kernel).
+   latency (what one HTTP request over loopback costs here: client + server + kernel), the idle rows
+   the same after the client sat idle as long as a 10/100 ms RTT keeps it (this host answers slower
+   after idling: that much of the overhead at that RTT is the host's), the reference row Debian's
+   docker-registry (Go) answering curl's Range GETs of the same size on one keep-alive connection.
 2. Sequential read of a large file (1 MiB reads, chunk and 50 kB-block granularity) vs the link
    rate, readahead off and on (the link is one pipe: per-connection and egress rate equal, so
    concurrent readahead fetches share it).
@@ -16,8 +19,10 @@ Run: .venv/bin/python benchmarks/bench_emulator.py [--quick]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import shutil
@@ -26,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,9 +123,10 @@ class ColdRead:
         return self.min_s / self.ideal_s if self.ideal_s else math.inf
 
 
-def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int) -> ColdRead:
+def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int, *, idle_s: float = 0.0) -> ColdRead:
     """One cold read of etc/small.conf, `reps` times (the store's cache emptied before each; the
-    connection stays open, as a node's would). The registry runs in its own process."""
+    connection stays open, as a node's would), after `idle_s` of idling. The registry runs in its
+    own process."""
     log = tmp / "access.jsonl"
     with registry_process(tmp / "regroot", bw, rtt, log) as address:
         ref = parse_reference(f"{address}/bench/app:v1")
@@ -130,6 +138,8 @@ def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int) -> ColdRead:
                 for _ in range(reps + 1):  # the first one warms the code paths (not counted)
                     store.cache = make_node_cache(memory_bytes=64 << 20)
                     before = store.totals().bytes_on_demand
+                    if idle_s:
+                        await asyncio.sleep(idle_s)
                     t0 = time.perf_counter()
                     data = await store.read("etc/small.conf", 0, 1 << 20)
                     times.append(time.perf_counter() - t0)
@@ -170,6 +180,38 @@ def sequential(
                 return dt, t.bytes_on_demand + t.bytes_readahead
 
         return preciseloop.run(run())
+
+
+def reference_floor(tmp: Path, reps: int) -> list[float] | None:
+    """Seconds per 2.4 kB Range GET of docker-registry + curl, `reps` on one keep-alive connection."""
+    if not (shutil.which("curl") and shutil.which("docker-registry")):
+        return None
+    from emulator_imagetools import docker_registry
+
+    blob = (tmp / "tree" / "usr" / "bin" / "big.bin").read_bytes()[: 1 << 20]
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    with docker_registry(tmp / "floorreg") as reg:
+        base = f"http://{reg.host}/v2/bench/floor"
+        post = urllib.request.Request(f"{base}/blobs/uploads/", method="POST")
+        with urllib.request.urlopen(post) as r:
+            location = urllib.parse.urljoin(base, r.headers["Location"])
+        sep = "&" if "?" in location else "?"
+        put = urllib.request.Request(
+            f"{location}{sep}digest={digest}",
+            data=blob,
+            method="PUT",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        urllib.request.urlopen(put).close()
+        url = f"{base}/blobs/{digest}"
+        args = [a for _ in range(reps + 1) for a in (url, "-o", "/dev/null")]
+        out = subprocess.run(
+            ["curl", "-s", "-r", "1000-3399", "-w", "%{time_total}\n", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return [float(x) for x in out.split()][1:]  # the first one opens the connection
 
 
 def full_vs_podman(tmp: Path, reps: int) -> tuple[list[float], list[float]] | None:
@@ -243,11 +285,25 @@ def main() -> None:
             f"   {'link':>10} {'rtt':>7} {'bytes':>6} {'median':>9} {'min':>9} {'ideal':>9} {'ratio':>6} "
             f"{'min/ideal':>9} {'server':>9} {'overhead':>9}"
         )
-        rows = [(0, 0)] + [(bw, rtt) for bw in (10, 100, 1000) for rtt in (1, 10, 100)]
+        for idle_ms in (0, 10, 100):
+            n = reps_cold if idle_ms < 100 else reps_cold // 2
+            c = cold_small_read(tmp, 0, 0, n, idle_s=idle_ms / 1e3)
+            print(
+                f"   {'floor':>10} {0:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms "
+                f"{c.min_s * 1e3:>7.2f}ms {'':>33} {c.server_s * 1e3:>7.2f}ms"
+                + (f"   after {idle_ms} ms idle" if idle_ms else "")
+            )
+        ref = reference_floor(tmp, reps_cold)
+        if ref:
+            print(
+                f"   {'reference':>10} {0:>4} ms {2400:>6} {statistics.median(ref) * 1e3:>7.2f}ms "
+                f"{min(ref) * 1e3:>7.2f}ms   docker-registry + curl"
+            )
+        rows = [(bw, rtt) for bw in (10, 100, 1000) for rtt in (1, 10, 100)]
         for bw_mbit, rtt_ms in rows:
             n = reps_cold if rtt_ms < 100 else reps_cold // 2
             c = cold_small_read(tmp, bw_mbit * MBIT, rtt_ms / 1e3, n)
-            link = f"{bw_mbit:>5} Mb/s" if bw_mbit else "     floor"
+            link = f"{bw_mbit:>5} Mb/s"
             print(
                 f"   {link} {rtt_ms:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms {c.min_s * 1e3:>7.2f}ms "
                 f"{c.ideal_s * 1e3:>7.2f}ms {c.ratio:>6.3f} {c.min_ratio:>9.3f} "
