@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import overload
 from urllib.parse import urlsplit
 
-MAX_HEAD_BYTES = 64 << 10  # status line + headers
+BUFFER_BYTES = 1 << 20  # read buffer per connection (flow control pauses at twice that); bounds a head too
 _NO_BODY = (204, 304)
 
 
@@ -141,7 +141,7 @@ class RawPool:
                 except BaseException:
                     conn.close()
                     raise
-            reader, writer = await asyncio.open_connection(host, port, limit=MAX_HEAD_BYTES)
+            reader, writer = await asyncio.open_connection(host, port, limit=BUFFER_BYTES)
             conn = _Conn(reader, writer)
             try:
                 return await self._exchange(conn, host, port, head)
