@@ -47,6 +47,8 @@ def fetch(
     ctx: SimContext, node: SimNode, pod: PodState | None, nbytes: int, ranges: int, counter: str
 ) -> Proc:
     got = yield from node.registry.request(node.link, node.rtt_s, nbytes, ranges, node.weight)
+    if node.registry.overhead_is_cpu:
+        yield from node.compute(node.registry.request_overhead_s)
     if pod is not None:
         pod.requests += 1
         pod.ranges += ranges

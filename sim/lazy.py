@@ -17,13 +17,11 @@ from startup.scenario import FirstBytesPrefetch, LandmarkPrefetch, NoPrefetch, T
 
 
 def spend_cpu(ctx: SimContext, node: SimNode, cpu_s: float) -> Proc:
-    """`cpu_s` of work on one of the node's cores (queued behind the node's other CPU work, and
-    behind every node's when the host is shared: cluster.host_cores)."""
+    """`cpu_s` of work on one of the node's cores (queued behind the node's other CPU work), or
+    processor-shared with every node's when the host is shared (cluster.host_cores)."""
     if cpu_s <= 0:
         return
-    with node.cores.request() as core:
-        yield core
-        yield ctx.env.timeout(cpu_s)
+    yield from node.compute(cpu_s)
     node.cpu_s += cpu_s
 
 

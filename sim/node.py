@@ -7,12 +7,14 @@ fetcher with its pause while on-demand reads are in flight, and FUSE CPU time.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import simpy
 
 from nodeconfig.layerstate import ImageRecord, LayerStateDecision, check_layer_state
+from sim.host import SharedHost
 from sim.image import SimLayer, Units
 from sim.network import Link
 from sim.registry import Registry
@@ -65,6 +67,18 @@ class LazyLayerState:
 
 
 class SimNode:
+
+    def compute(self, cpu_s: float) -> Generator[simpy.Event, Any, None]:
+        """Spend `cpu_s` of CPU: on one of the node's cores (FIFO behind its other CPU work), or
+        processor-shared on the host it shares with other nodes."""
+        if cpu_s <= 0:
+            return
+        if self.host is not None and self.host_cpu is not None:
+            yield self.host.run(self.host_cpu, cpu_s)
+        else:
+            with self.cores.request() as core:
+                yield core
+                yield self.env.timeout(cpu_s)
     def __init__(
         self,
         env: simpy.Environment,
@@ -74,7 +88,7 @@ class SimNode:
         link: Link,
         registry: Registry,
         rtt_s: float,
-        cores: int | simpy.Resource,
+        cores: int | SharedHost,
         pull_slots: int,
         background_concurrency: int,
     ) -> None:
@@ -85,8 +99,10 @@ class SimNode:
         self.link = link
         self.registry = registry
         self.rtt_s = rtt_s
-        # a Resource passed in is a host's cores shared with other nodes (cluster.host_cores)
-        self.cores = cores if isinstance(cores, simpy.Resource) else simpy.Resource(env, capacity=cores)
+        # a SharedHost passed in: one host's cores shared with the other nodes (cluster.host_cores)
+        self.host = cores if isinstance(cores, SharedHost) else None
+        self.host_cpu = self.host.node_cpu(members[0]) if self.host is not None else None
+        self.cores = simpy.Resource(env, capacity=1 if isinstance(cores, SharedHost) else cores)
         self.pull_lock = simpy.Resource(env, capacity=pull_slots) if pull_slots > 0 else None
         self.local_layers: dict[str, simpy.Event] = {}  # digest -> fires when materialized
         self.partial_layers: set[str] = set()  # layers whose TOC feeds the dedup cache

@@ -88,7 +88,7 @@ class Registry:
         overload: OverloadSpec,
         rate_limit: RateLimitSpec,
         request_overhead_s: float,
-        host: simpy.Resource | None = None,
+        overhead_is_cpu: bool = False,
     ) -> None:
         self.env = env
         self.name = name
@@ -96,8 +96,8 @@ class Registry:
         self.service_time_s = service_time_s
         self.request_overhead_s = request_overhead_s
         # testbed model (cluster.host_cores): client and registry run on one host, so the
-        # per-request overhead is their CPU on its cores, not a delay
-        self.host = host
+        # per-request overhead is CPU the requesting node spends (sim.context.fetch), not a delay
+        self.overhead_is_cpu = overhead_is_cpu
         self.slots = simpy.Resource(env, capacity=max_concurrent) if max_concurrent > 0 else None
         self.bucket = TokenBucket(rate_limit)
         self.rate_limit = rate_limit
@@ -125,15 +125,9 @@ class Registry:
             slot = self.slots.request()
             yield slot
         try:
-            on_host = self.host is not None and self.request_overhead_s > 0
-            latency = rtt_s + self.service_time_s + (0.0 if on_host else self.request_overhead_s)
+            latency = rtt_s + self.service_time_s + (0.0 if self.overhead_is_cpu else self.request_overhead_s)
             if latency > 0:
                 yield env.timeout(latency)
-            if on_host:
-                assert self.host is not None
-                with self.host.request() as core:
-                    yield core
-                    yield env.timeout(self.request_overhead_s)
             if size_bytes > 0:
                 yield self.net.transfer(link, size_bytes)
         finally:

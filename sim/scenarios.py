@@ -20,6 +20,7 @@ import numpy as np
 import simpy
 
 from nodeconfig.markers import pool_toggle_markers
+from sim.host import SharedHost
 from sim.image import ImageError, SimImage, SimLayer, oci_image, synthetic_image
 from sim.network import Network
 from sim.node import PodState, SimNode
@@ -134,10 +135,10 @@ def build_world(
 
     net = Network(env)
     reg = scenario.registry
-    # a shared emulation host: one pool of cores for every node and the registry's request
-    # handling (testbed model, docs/model.md)
+    # a shared emulation host: its cores processor-shared by every node's CPU work, including
+    # each request's client and registry processing (testbed model, docs/model.md)
     host_cores = scenario.cluster.host_cores
-    host = simpy.Resource(env, capacity=host_cores) if host_cores > 0 else None
+    host = SharedHost(env, host_cores) if host_cores > 0 else None
     registries = [
         Registry(
             env,
@@ -149,7 +150,7 @@ def build_world(
             overload=reg.overload,
             rate_limit=reg.rate_limit,
             request_overhead_s=params.request_overhead_s,
-            host=host,
+            overhead_is_cpu=host is not None,
         )
     ]
     rtts = [scenario.cluster.rtt_s]

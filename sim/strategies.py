@@ -45,6 +45,9 @@ def merge_missing(starts: np.ndarray, stops: np.ndarray, max_gap: int, max_range
     return total, nranges
 
 
+EXTRACT_SLICES = 8  # a full pull's extraction follows its download in this many steps
+
+
 def full_layer(
     ctx: SimContext,
     node: SimNode,
@@ -57,9 +60,10 @@ def full_layer(
 
     containers/image extracts a layer while its bytes arrive (so does the emulator): extraction
     starts with the download, or when the layer below is applied, and the layer is applied when
-    both its last byte arrived and its extraction CPU has been spent. The extraction holds a core
-    for its CPU time from its start, download or not, so nodes sharing a host's cores
-    (`cluster.host_cores`) contend for them while they download."""
+    both its last byte arrived and its extraction CPU has been spent. The CPU is spent in
+    `EXTRACT_SLICES` slices on a core, each once its share of the blob can have arrived (at the
+    link's rate), so nodes sharing a host's cores (`cluster.host_cores`) contend for them while
+    they download, and hold none while they wait for bytes."""
     env = ctx.env
     cpu = (
         layer.uncompressed_bytes / ctx.decode_rate(layer)
@@ -69,7 +73,8 @@ def full_layer(
     try:
         with slots.request() as req:
             yield req
-            extraction = env.process(_extraction_cpu(ctx, node, cpu, prev))
+            arrival_s = layer.blob_size / node.link.capacity  # the earliest the last byte can land
+            extraction = env.process(_extraction_cpu(ctx, node, cpu, prev, arrival_s))
             yield from fetch(ctx, node, pod, layer.blob_size, 1, "bytes_layers")
         failed_below = yield extraction
         if failed_below is not None:
@@ -83,18 +88,25 @@ def full_layer(
     return float(env.now)
 
 
-def _extraction_cpu(ctx: SimContext, node: SimNode, cpu_s: float, below: simpy.Event | None) -> Proc:
-    """A layer's extraction on a core, after the layer below is applied. Returns the exception the
+def _extraction_cpu(
+    ctx: SimContext, node: SimNode, cpu_s: float, below: simpy.Event | None, arrival_s: float
+) -> Proc:
+    """A layer's extraction, after the layer below is applied: slice i of `EXTRACT_SLICES` takes
+    a core once (i + 1) / EXTRACT_SLICES of the blob can have arrived. Returns the exception the
     layer below failed with (the caller raises it) rather than failing unobserved."""
+    env = ctx.env
+    started = env.now
     try:
         if below is not None:
             try:
                 yield below
             except BaseException as e:  # handed to the caller
                 return e
-        with node.cores.request() as core:
-            yield core
-            yield ctx.env.timeout(cpu_s)
+        for i in range(EXTRACT_SLICES):
+            bytes_there_at = started + arrival_s * (i + 1) / EXTRACT_SLICES
+            if bytes_there_at > env.now:
+                yield env.timeout(bytes_there_at - env.now)
+            yield from node.compute(cpu_s / EXTRACT_SLICES)
     except simpy.Interrupt:
         pass
     return None
@@ -147,9 +159,7 @@ def partial_layer(
                 yield from fetch(ctx, node, pod, nbytes, nranges, "bytes_layers")
         decoded = int(layer.chunk_size[need].sum())
         cpu = decoded / ctx.decode_rate(layer) + layer.file_bytes / ctx.params.extract_bytes_per_s
-        with node.cores.request() as core:
-            yield core
-            yield ctx.env.timeout(cpu)
+        yield from node.compute(cpu)
         node.cpu_s += cpu
         node.partial_layers.add(layer.digest)
         node.file_digests.update(f.digest for f in layer.files.values())
@@ -206,29 +216,47 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
         if trace.local_cost_s > 0:
             yield env.timeout(trace.local_cost_s)
         return
-    pending = 0.0
+    # per-operation costs are a delay on a node of its own; on a shared host (cluster.host_cores)
+    # they are the node's CPU, shared with its background verification and the other nodes
+    on_host = node.host is not None
+    pending = 0.0  # think time (and op costs off-host) not yet waited
+    pending_cpu = 0.0  # op costs on a shared host not yet spent
+
+    def settle() -> Proc:
+        nonlocal pending, pending_cpu
+        if pending > 0:
+            yield env.timeout(pending)
+        if pending_cpu > 0:
+            yield from node.compute(pending_cpu)
+        pending = pending_cpu = 0.0
+
+    def cost(seconds: float) -> None:
+        nonlocal pending, pending_cpu
+        if on_host:
+            pending_cpu += seconds
+        else:
+            pending += seconds
+
     fuse_cpu = 0.0
     for step in trace.steps:
         pending += step.think_s
-        if not ctx.coalesce and pending > 0:
-            yield env.timeout(pending)
-            pending = 0.0
+        if not ctx.coalesce and (pending > 0 or pending_cpu > 0):
+            yield from settle()
         if step.layer < 0:
-            pending += p.fuse_op_s
+            cost(p.fuse_op_s)
             fuse_cpu += p.fuse_op_s
             pod.fuse_ops += 1
             continue
         st = states[step.layer]
         if st is None:
-            pending += p.local_op_s + step.length / p.local_read_bytes_per_s
+            cost(p.local_op_s + step.length / p.local_read_bytes_per_s)
             continue
         state = st.state
         # only reads of units already decoded are coalesced; anything else (a fetch, a wait, a
         # first decode) happens at the read's true start time, so coalescing changes nothing
         if step.units and any(state[u] != DECODED for u in step.units):
-            if pending > 0:
-                yield env.timeout(pending)
-                pending = 0.0
+            if pending > 0 or pending_cpu > 0:
+                yield from settle()
                 if node.epoch != epoch:
                     raise PodEvicted("evicted: node drained")
             if any(state[u] == MISSING for u in step.units):
@@ -245,15 +273,14 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
             if state[u] == FETCHED:
                 state[u] = DECODED
                 decode += st.units.lengths[u] * st.layer.expansion / ctx.decode_rate(st.layer)
-        cost = p.fuse_op_s + step.length * p.fuse_byte_s
-        fuse_cpu += cost
+        op_cost = p.fuse_op_s + step.length * p.fuse_byte_s
+        fuse_cpu += op_cost
         node.cpu_s += decode
-        pending += cost + decode
+        cost(op_cost + decode)
         pod.fuse_ops += 1
     pod.fuse_cpu_s += fuse_cpu
     node.fuse_cpu_s += fuse_cpu
-    if pending > 0:
-        yield env.timeout(pending)
+    yield from settle()
 
 
 PULLS = {
