@@ -188,7 +188,10 @@ def test_lying_content_length_and_cut_uploads(hostile: tuple[ThreadedRegistry, P
         ).encode()
         + full[:1000],
     )
-    assert out == b"" or out.startswith(b"HTTP/1.1 400")  # aiohttp drops the connection or says 400
+    # the POST's digest does not match its 10 bytes (400), and the tail is no request (400; aiohttp
+    # answers an unparsable request as HTTP/1.0, and may do so before the POST's answer when both
+    # arrived in one read) — or the connection is dropped
+    assert out == b"" or out.startswith((b"HTTP/1.1 400", b"HTTP/1.0 400"))
     status, _, _ = request(reg, "HEAD", f"/v2/ns/app/blobs/{d}")
     assert status == 404
     # chunked upload ending without the terminating chunk
