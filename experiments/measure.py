@@ -154,10 +154,11 @@ def measure_extract(rng: np.random.Generator, workdir: Path, *, batches: int = 2
     """zstd:chunked layers extracted the way a full pull does it (emulator/extract.py
     `extract_layer_stream`: decompressing a frame per file, tar parsing, diff_id hash, RootWriter),
     minus a one-frame decode of the same tar (the simulator's decode term), so the per-frame
-    overhead counts per entry. Each layer picks a file size scale (100 B..8 MiB, log-uniform) and a
-    file count (1..max_files, at most max_batch_bytes in all), so both the per-entry and the
-    per-byte cost are identifiable. (Timing RootWriter alone had fitted 0.10 ms/file against
-    0.27 ms/entry measured for the python image's layer on ext4.)"""
+    overhead counts per entry. The layers are shaped like a distribution image's (`_tar_of`). Each
+    picks a file size scale (100 B..8 MiB, log-uniform) and a file count (1..max_files, at most
+    max_batch_bytes in all), so both the per-entry (`count`: directories, files, symlinks) and the
+    per-byte cost are identifiable. (Timing RootWriter alone had fitted 0.10 ms per file; the
+    python image's layer costs 0.2-0.3 ms per entry.)"""
     out: list[Measurement] = []
     payload = compressible_bytes(rng, 8 << 20)
     for b in range(batches):
@@ -187,10 +188,15 @@ def measure_extract(rng: np.random.Generator, workdir: Path, *, batches: int = 2
 
 
 def _tar_of(payload: bytes, sizes: np.ndarray) -> tuple[bytes, int]:
-    """An uncompressed tar of files `payload[:size]` four directories deep, as in distribution images
-    (the extractor resolves every path component: deeper paths cost more); returns (tar, entries)."""
-    dirs = sorted({f"usr/lib/d{i % 8}/s{i // 8 % 8}" for i in range(len(sizes))})
-    parents = sorted({"usr", "usr/lib", *(d.rsplit("/", 1)[0] for d in dirs), *dirs})
+    """An uncompressed tar shaped like a distribution image's: files `payload[:size]` five
+    directories deep (the extractor resolves every path component), a symlink beside every tenth
+    file; returns (tar, entries)."""
+    def where(i: int) -> str:
+        return f"usr/lib/python3/d{i % 8}/s{i // 8 % 8}"
+
+    dirs = {where(i) for i in range(len(sizes))}
+    parents = sorted({p for d in dirs for p in _ancestors(d)})
+    links = {i for i in range(0, len(sizes), 10)}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
         for d in parents:
@@ -198,10 +204,19 @@ def _tar_of(payload: bytes, sizes: np.ndarray) -> tuple[bytes, int]:
             ti.type, ti.mode = tarfile.DIRTYPE, 0o755
             tf.addfile(ti)
         for i, size in enumerate(sizes):
-            ti = tarfile.TarInfo(f"usr/lib/d{i % 8}/s{i // 8 % 8}/f{i}.py")
+            ti = tarfile.TarInfo(f"{where(i)}/f{i}.py")
             ti.size, ti.mode = int(size), 0o644
             tf.addfile(ti, io.BytesIO(payload[: int(size)]))
-    return buf.getvalue(), len(parents) + len(sizes)
+            if i in links:
+                link = tarfile.TarInfo(f"{where(i)}/l{i}")
+                link.type, link.linkname = tarfile.SYMTYPE, f"f{i}.py"
+                tf.addfile(link)
+    return buf.getvalue(), len(parents) + len(sizes) + len(links)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[: k + 1]) for k in range(len(parts))]
 
 
 @contextmanager

@@ -2,7 +2,7 @@
 
 Factors: engine (sim | emulator) x mode (full, partial, lazy, lazy-prefetch) x node link
 (10 Mbit/s, 100 Mbit/s, 1 Gbit/s) x RTT (1 ms, 50 ms) x concurrency (1 or 8 emulated nodes
-sharing one registry, one pod per node): 48 scenario points, 96 runs. The image is a real one
+sharing one registry, one pod per node): 48 scenario points, 3 seeds each, 288 runs. The image is a real one
 (`experiments.realimages`: Debian's python3.11 and its standard library, zstd:chunked, built on
 demand and cached) and the workload its recorded trace (`experiments/traces/`,
 `python3 -c 'import json, ssl'` recorded through the FUSE mount). `--quick`: busybox and its
@@ -115,8 +115,8 @@ def for_scenario(calibration: Calibration, config: dict[str, Any]) -> Calibratio
     - `bandwidth_efficiency`: the calibrated goodput at this link speed (the finer model's
       per-level efficiency, capped at 1) instead of the pooled one (0.96 pooled, 0.71 at 1 Gbit/s
       on the calibration machine);
-    - `extract_bytes_per_s`: the calibrated per-file extract cost (`model_extract_file_s`; the
-      simulator has only a byte rate) folded into the byte rate for this image's files and bytes.
+    - `extract_bytes_per_s`: the calibrated per-entry extract cost (`model_extract_file_s`; the
+      simulator has only a byte rate) folded into the byte rate for this image's entries and bytes.
     """
     params = calibration.params if isinstance(calibration.params, FittedParams) else FittedParams()
     changes: dict[str, Any] = {"create_s": 0.0}
@@ -125,15 +125,15 @@ def for_scenario(calibration: Calibration, config: dict[str, Any]) -> Calibratio
         changes["bandwidth_efficiency"] = min(1.0, params.efficiency(link))
     stats = _image_stats(config)
     if stats is not None and params.model_extract_file_s > 0:
-        files, nbytes = stats
-        extract_s = nbytes / params.extract_bytes_per_s + files * params.model_extract_file_s
+        entries, nbytes = stats
+        extract_s = nbytes / params.extract_bytes_per_s + entries * params.model_extract_file_s
         changes["extract_bytes_per_s"] = nbytes / extract_s
     return dataclasses.replace(calibration, params=dataclasses.replace(params, **changes))
 
 
 def _image_stats(config: dict[str, Any]) -> tuple[int, int] | None:
-    """(regular files, their bytes) of the config's one real image, None otherwise."""
-    from experiments.realimages import image_record
+    """(tar entries, regular file bytes) of the config's one real image, None otherwise."""
+    from experiments.realimages import image_record, load_tocs
 
     images = config.get("images", [])
     layout = str(images[0].get("layout", "")) if len(images) == 1 else ""
@@ -141,7 +141,7 @@ def _image_stats(config: dict[str, Any]) -> tuple[int, int] | None:
         return None
     name, _, fmt = layout[len(IMAGE_PREFIX):].partition(":")
     rec = image_record(name, fmt or "zstd:chunked")
-    return rec.files, rec.file_bytes
+    return sum(len(t.entries) for t in load_tocs(rec.oci_dir, rec.tag)), rec.file_bytes
 
 
 def run(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
@@ -287,7 +287,9 @@ EXPERIMENT = Experiment(
     factors={"engine": ["sim", "emulator"], "mode": MODES,
              "cluster.link_bandwidth_bytes_per_s": LINKS_BYTES_PER_S, "cluster.rtt_s": RTTS_S,
              "cluster.nodes": NODES},
-    replications=1, tabulate=tabulate, plot=plot,
+    # 3 seeds: one emulated start at 1 Gbit/s varies by +-20% run to run (CPU-bound on a shared
+    # host); errors and rankings compare means
+    replications=3, tabulate=tabulate, plot=plot,
     max_parallel=1,  # emulator runs are wall-clock measurements: never two at once
     quick_factors={"engine": ["sim", "emulator"], "mode": ["full", "lazy"],
                    "cluster.link_bandwidth_bytes_per_s": [12.5e6], "cluster.rtt_s": [0.001],
