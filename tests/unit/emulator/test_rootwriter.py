@@ -31,11 +31,16 @@ def test_layers_apply_with_whiteouts_and_opaque_dirs(tmp_path: Path) -> None:
     assert sorted(p.name for p in (root / "opt" / "x").iterdir()) == ["z"]
 
 
-def test_a_symlinked_parent_leading_out_of_the_root_is_refused(tmp_path: Path) -> None:
+def _writer_and_outside(tmp_path: Path) -> tuple[RootWriter, Path]:
     outside = tmp_path / "outside"
     outside.mkdir()
     w = RootWriter(tmp_path / "root")
     w.begin_layer()
+    return w, outside
+
+
+def test_a_symlinked_parent_leading_out_of_the_root_is_refused(tmp_path: Path) -> None:
+    w, outside = _writer_and_outside(tmp_path)
     w.apply("evil", EntryType.SYMLINK, link_name=str(outside))
     with pytest.raises(ExtractError, match="leading out of the root"):
         w.apply("evil/planted", EntryType.REG, write=_write(b"x"))
@@ -43,10 +48,7 @@ def test_a_symlinked_parent_leading_out_of_the_root_is_refused(tmp_path: Path) -
 
 
 def test_a_resolved_directory_replaced_by_an_escaping_symlink_is_seen(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    w = RootWriter(tmp_path / "root")
-    w.begin_layer()
+    w, outside = _writer_and_outside(tmp_path)
     w.apply("d/first", EntryType.REG, write=_write(b"1"))  # resolves (and remembers) d
     w.apply("d", EntryType.REG, write=_write(b"not a dir any more"))
     w.apply("d", EntryType.SYMLINK, link_name=str(outside))
@@ -56,10 +58,7 @@ def test_a_resolved_directory_replaced_by_an_escaping_symlink_is_seen(tmp_path: 
 
 
 def test_a_whiteout_of_a_resolved_directory_then_a_symlink_in_its_place_is_seen(tmp_path: Path) -> None:
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    w = RootWriter(tmp_path / "root")
-    w.begin_layer()
+    w, outside = _writer_and_outside(tmp_path)
     w.apply("lib/mod/a", EntryType.REG, write=_write(b"a"))
     w.begin_layer()
     w.apply("lib/.wh.mod", EntryType.REG)
