@@ -16,7 +16,7 @@ from sim.workload import CompiledTrace
 from startup.scenario import FirstBytesPrefetch, LandmarkPrefetch, NoPrefetch, TracePrefetch
 
 
-def spend_cpu(ctx: SimContext, node: SimNode, cpu_s: float) -> Proc:
+def spend_cpu(node: SimNode, cpu_s: float) -> Proc:
     """`cpu_s` of work on one of the node's cores (queued behind the node's other CPU work), or
     processor-shared with every node's when the host is shared (cluster.host_cores)."""
     if cpu_s <= 0:
@@ -30,7 +30,7 @@ def fetch_toc(ctx: SimContext, node: SimNode, pod: PodState, layer: SimLayer) ->
     got = 0
     for nbytes, ranges in layer.toc_requests:
         got += yield from fetch(ctx, node, pod, nbytes, ranges, "bytes_toc")
-    yield from spend_cpu(ctx, node, got * ctx.params.toc_parse_s_per_byte)
+    yield from spend_cpu(node, got * ctx.params.toc_parse_s_per_byte)
 
 
 def mount_layer(ctx: SimContext, node: SimNode, pod: PodState, st: LazyLayerState) -> Proc:
@@ -143,7 +143,7 @@ def _fetch_units(
         verify = p.lazy_verify_s_per_byte > 0 or p.lazy_verify_s_per_unit > 0
         if verify:  # the store decodes, hashes and caches every unit as it arrives
             decoded = nbytes * st.layer.expansion
-            yield from spend_cpu(ctx, node, decoded * p.lazy_verify_s_per_byte
+            yield from spend_cpu(node, decoded * p.lazy_verify_s_per_byte
                                  + len(units) * p.lazy_verify_s_per_unit)
         ok = True
     except RateLimitedError:

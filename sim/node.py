@@ -68,17 +68,6 @@ class LazyLayerState:
 
 class SimNode:
 
-    def compute(self, cpu_s: float) -> Generator[simpy.Event, Any, None]:
-        """Spend `cpu_s` of CPU: on one of the node's cores (FIFO behind its other CPU work), or
-        processor-shared on the host it shares with other nodes."""
-        if cpu_s <= 0:
-            return
-        if self.host is not None and self.host_cpu is not None:
-            yield self.host.run(self.host_cpu, cpu_s)
-        else:
-            with self.cores.request() as core:
-                yield core
-                yield self.env.timeout(cpu_s)
     def __init__(
         self,
         env: simpy.Environment,
@@ -102,7 +91,7 @@ class SimNode:
         # a SharedHost passed in: one host's cores shared with the other nodes (cluster.host_cores)
         self.host = cores if isinstance(cores, SharedHost) else None
         self.host_cpu = self.host.node_cpu(members[0]) if self.host is not None else None
-        self.cores = simpy.Resource(env, capacity=1 if isinstance(cores, SharedHost) else cores)
+        self.cores = None if isinstance(cores, SharedHost) else simpy.Resource(env, capacity=cores)
         self.pull_lock = simpy.Resource(env, capacity=pull_slots) if pull_slots > 0 else None
         self.local_layers: dict[str, simpy.Event] = {}  # digest -> fires when materialized
         self.partial_layers: set[str] = set()  # layers whose TOC feeds the dedup cache
@@ -124,6 +113,19 @@ class SimNode:
         self.pods: list[PodState] = []
         self.layer_state: str | None = None  # the check-layer-state file (None: none yet)
         self.layer_state_log: list[LayerStateDecision] = []  # one decision per boot
+
+    def compute(self, cpu_s: float) -> Generator[simpy.Event, Any, None]:
+        """Spend `cpu_s` of CPU: on one of the node's cores (FIFO behind its other CPU work), or
+        processor-shared on the host it shares with other nodes."""
+        if cpu_s <= 0:
+            return
+        if self.cores is None:
+            assert self.host is not None and self.host_cpu is not None
+            yield self.host.run(self.host_cpu, cpu_s)
+        else:
+            with self.cores.request() as core:
+                yield core
+                yield self.env.timeout(cpu_s)
 
     @property
     def name(self) -> str:

@@ -19,7 +19,15 @@ import simpy
 
 from sim.context import PodEvicted, Proc, SimContext, fetch
 from sim.image import SimImage, SimLayer
-from sim.lazy import background_prefetch, ensure_units, fetch_toc, mount_layer, prefetch, start_background
+from sim.lazy import (
+    background_prefetch,
+    ensure_units,
+    fetch_toc,
+    mount_layer,
+    prefetch,
+    spend_cpu,
+    start_background,
+)
 from sim.node import DECODED, FETCHED, MISSING, LazyLayerState, PodState, SimNode
 from sim.registry import RateLimitedError
 from startup.modes import PullMode
@@ -159,8 +167,7 @@ def partial_layer(
                 yield from fetch(ctx, node, pod, nbytes, nranges, "bytes_layers")
         decoded = int(layer.chunk_size[need].sum())
         cpu = decoded / ctx.decode_rate(layer) + layer.file_bytes / ctx.params.extract_bytes_per_s
-        yield from node.compute(cpu)
-        node.cpu_s += cpu
+        yield from spend_cpu(node, cpu)
         node.partial_layers.add(layer.digest)
         node.file_digests.update(f.digest for f in layer.files.values())
         node.chunk_digests.update(d for d in layer.chunk_digest if d is not None)
