@@ -243,12 +243,12 @@ class RegistryClient:
             target = lean_target(url, hdrs) if lean else None
             self.requests += 1
             try:
-                async with asyncio.timeout(self.options.request_timeout_s):
-                    if target is not None:
+                if target is not None:  # (the aiohttp session has the same total timeout)
+                    async with asyncio.timeout(self.options.request_timeout_s):
                         async with await self._raw.get(*target, hdrs) as raw:
                             return await self._answer(ref, raw, handler, what or url)
-                    async with self.session.request(method, url, headers=hdrs) as resp:
-                        return await self._answer(ref, resp, handler, what or url)
+                async with self.session.request(method, url, headers=hdrs) as resp:
+                    return await self._answer(ref, resp, handler, what or url)
             except _Reauthenticate as a:
                 auth_tries += 1
                 if auth_tries > 2:
