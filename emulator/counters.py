@@ -62,6 +62,8 @@ _COUNT_FIELDS = (
     "view_ops",
 )
 
+_BYTES_FIELD = {p: f"bytes_{p.value}" for p in Purpose}
+
 
 @dataclass(slots=True)
 class Counters:
@@ -81,7 +83,7 @@ class Counters:
     read_latency_sum_s: float = 0.0
 
     def add_transfer(self, purpose: Purpose, nbytes: int, requests: int, ranges: int) -> None:
-        attr = f"bytes_{purpose.value}"
+        attr = _BYTES_FIELD[purpose]
         setattr(self, attr, getattr(self, attr) + nbytes)
         self.requests += requests
         self.ranges += ranges

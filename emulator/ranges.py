@@ -62,6 +62,13 @@ class RangeStats:
 
 def parse_content_range(value: str | None) -> tuple[ByteRange, int | None]:
     """`bytes a-b/len` -> (ByteRange(a, b+1), len or None)."""
+    if value is not None and value.startswith("bytes "):  # the usual exact form, without the regex
+        first, dash, rest = value[6:].partition("-")
+        last, slash, total_text = rest.partition("/")
+        if dash and slash and first.isdigit() and last.isdigit() and first.isascii() and last.isascii():
+            a, b = int(first), int(last)
+            if b >= a and (total_text == "*" or (total_text.isdigit() and total_text.isascii())):
+                return ByteRange(a, b + 1), None if total_text == "*" else int(total_text)
     m = _CONTENT_RANGE.match(value or "")
     if not m or int(m.group(2)) < int(m.group(1)):
         raise RangeProtocolError(f"invalid Content-Range {value!r}")

@@ -11,6 +11,7 @@ sends the request again with aiohttp. Retries, auth and the body checks stay wit
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Mapping
 from typing import overload
 from urllib.parse import urlsplit
@@ -30,14 +31,20 @@ class BodyBrokeOff(ConnectionError):
 
 def lean_target(url: str, headers: Mapping[str, str]) -> tuple[str, int, str] | None:
     """(host, port, request target) when `url` and `headers` can go out on this path, else None."""
+    target = _lean_url(url)
+    if target is None or any("\r" in v or "\n" in v for v in headers.values()):
+        return None
+    return target
+
+
+@functools.lru_cache(maxsize=4096)  # a node asks for the same few blob URLs over and over
+def _lean_url(url: str) -> tuple[str, int, str] | None:
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname or parts.username or parts.fragment:
         return None
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     if not target.startswith("/") or not target.isascii() or any(c in target for c in " \r\n\t"):
         return None  # anything needing quoting goes through aiohttp
-    if any("\r" in v or "\n" in v for v in headers.values()):
-        return None
     return parts.hostname, parts.port or 80, target
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,29 +57,57 @@ class ListRecorder:
 
 
 class _Timer:
-    """Mutable holder so the body of `timed` can set nbytes/count once it knows them."""
+    """Mutable holder so the body of `timed` can set nbytes/count once it knows them; the context
+    manager itself (a plain class: a generator-based one costs a few microseconds per use, and a
+    cold read goes through two)."""
+
+    __slots__ = ("_op", "_recorder", "_start", "count", "layer", "nbytes")
+
+    def __init__(self, recorder: Recorder, op: str, nbytes: int, count: int, layer: str) -> None:
+        self._recorder, self._op = recorder, op
+        self.nbytes, self.count, self.layer = nbytes, count, layer
+        self._start = 0.0
+
+    def __enter__(self) -> _Timer:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self._recorder.record(
+                TimedOp(
+                    op=self._op,
+                    start_s=self._start,
+                    duration_s=time.perf_counter() - self._start,
+                    nbytes=self.nbytes,
+                    count=self.count,
+                    layer=self.layer,
+                )
+            )
+
+
+class _NullTimer:
+    """What `timed` gives for a NullRecorder: nothing to time or build."""
 
     __slots__ = ("count", "layer", "nbytes")
+    count: int
+    layer: str
+    nbytes: int
 
-    def __init__(self, nbytes: int, count: int, layer: str) -> None:
-        self.nbytes, self.count, self.layer = nbytes, count, layer
+    def __enter__(self) -> _NullTimer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
-@contextmanager
+_NULL_TIMER = _NullTimer()  # shared: what a body writes into it is never read
+
+
 def timed(
     recorder: Recorder, op: str, *, nbytes: int = 0, count: int = 1, layer: str = ""
-) -> Iterator[_Timer]:
+) -> _Timer | _NullTimer:
     """Time the `with` body and record it (only if it completes without an exception)."""
-    t = _Timer(nbytes, count, layer)
-    start = time.perf_counter()
-    yield t
-    recorder.record(
-        TimedOp(
-            op=op,
-            start_s=start,
-            duration_s=time.perf_counter() - start,
-            nbytes=t.nbytes,
-            count=t.count,
-            layer=t.layer,
-        )
-    )
+    if type(recorder) is NullRecorder:
+        return _NULL_TIMER
+    return _Timer(recorder, op, nbytes, count, layer)

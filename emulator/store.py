@@ -104,6 +104,8 @@ class LazyStore:
         self.idle.set()
         self._counter_lock = threading.Lock()
         self._stats: dict[str, Stat] = {}  # path -> stat (the tree never changes)
+        self._files: dict[str, tuple[str, int, TocEntry]] = {}  # path -> (canonical, layer, entry)
+        self._layer_targets: dict[int, tuple[tuple[CounterSet | None, ...], list[Counters]]] = {}
         self.readahead = Readahead(self, self.options.readahead) if self.options.readahead.enabled else None
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -112,12 +114,13 @@ class LazyStore:
 
     # -- counters -----------------------------------------------------------------------------
     def _targets(self, layer: int) -> list[Counters]:
-        digest = self.layers[layer].digest
-        out = [cs.layer(digest) for cs in (self.counters, self.node_counters) if cs is not None]
+        sets = (self.counters, self.node_counters)
+        cached = self._layer_targets.get(layer)
+        if cached is None or cached[0] != sets:  # a CounterSet hands out one Counters per layer for good
+            digest = self.layers[layer].digest
+            cached = self._layer_targets[layer] = (sets, [cs.layer(digest) for cs in sets if cs is not None])
         pod = POD_COUNTERS.get()
-        if pod is not None:
-            out.append(pod)
-        return out
+        return cached[1] if pod is None else [*cached[1], pod]
 
     def _count(self, layer: int, fn: str, *args: object) -> None:
         targets = self._targets(layer)
@@ -210,8 +213,14 @@ class LazyStore:
     # -- reads --------------------------------------------------------------------------------
     def _plan_read(self, path: str, offset: int, length: int) -> tuple[str, int, TocEntry, ByteRange | None]:
         """(canonical path, layer, entry, the file range to read — None when the read is empty)."""
-        canonical = self.tree.resolve(path)
-        layer, entry = self.tree.regular(canonical)
+        found = self._files.get(path)
+        if found is None:  # resolving walks the path: worth keeping (the tree never changes)
+            canonical = self.tree.resolve(path)
+            layer, entry = self.tree.regular(canonical)
+            if len(self._files) >= MAX_CACHED_STATS:
+                self._files.clear()
+            found = self._files[path] = (canonical, layer, entry)
+        canonical, layer, entry = found
         end = min(entry.size, offset + max(0, length))
         return canonical, layer, entry, (ByteRange(offset, end) if offset < end else None)
 
@@ -227,12 +236,23 @@ class LazyStore:
         if self.readahead is not None:
             self.readahead.on_read(canonical, layer, entry, offset, end)
         cpu_s = time.thread_time() - cpu0
-        with self.prioritized():
+        self._on_demand += 1  # `prioritized()` inlined: a generator context manager per read costs
+        self.idle.clear()
+        try:
             contents = await self.load(units, Purpose.ON_DEMAND)
+        finally:
+            self._on_demand -= 1
+            if self._on_demand == 0:
+                self.idle.set()
         cpu1 = time.thread_time()
         out = assemble(units, contents, wanted)
-        self._count(layer, "observe_read", time.perf_counter() - start)
-        self._op(layer, cpu_s + time.thread_time() - cpu1)
+        latency_s = time.perf_counter() - start
+        targets = self._targets(layer)
+        cpu_s += time.thread_time() - cpu1
+        with self._counter_lock:
+            for c in targets:
+                c.observe_read(latency_s)
+                c.observe_op(cpu_s)
         return out
 
     def read_cached(self, path: str, offset: int, length: int) -> bytes | None:
