@@ -8,8 +8,12 @@ emulator's seeds): relative error = predicted / measured - 1.
 - `point_errors`: one `PointError` per (point, metric);
 - `error_summary`: per metric, the median and max |error| and the share within 10% / 25%;
 - `ranking_agreement`: per point without the mode, do the engines order the modes alike?
-  Pairs closer than `tie` (relative) in either engine are ties and cannot disagree;
-- `crossovers`: along a numeric factor, where does one mode overtake another, per engine?
+  Pairs closer than `tie` (relative) in either engine are ties and cannot disagree; nor can a
+  pair whose measured order its replicates do not resolve (Welch's t-test, p >= `alpha`: the
+  emulator's own seeds then order it both ways often enough that its order is noise), which is
+  reported as unresolved;
+- `crossovers`: along a numeric factor, where does one mode overtake another, per engine
+  (levels whose order the seeds do not resolve are skipped)?
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.framework import RunData, Table
-from experiments.tables import estimate, factor_value, group_runs
+from experiments.stats import welch_p
+from experiments.tables import estimate, factor_value, group_runs, reduce_run
 
 METRICS = ("pull_s", "create_s", "time_to_ready_s", "bytes_fetched")
 
@@ -90,6 +95,11 @@ class Ranking:
     predicted: tuple[str, ...]  # modes, fastest first
     measured: tuple[str, ...]
     disagreements: tuple[tuple[str, str], ...]  # pairs ordered oppositely beyond the tie tolerance
+    # pairs ordered oppositely by the means whose measured order the replicates do not resolve,
+    # with the test's p-value: not disagreements, but said
+    unresolved: tuple[tuple[str, str, float], ...] = ()
+    tie: float = 0.02
+    alpha: float = 0.05
 
     @property
     def agree(self) -> bool:
@@ -97,26 +107,43 @@ class Ranking:
 
 
 def ranking_agreement(runs: Sequence[RunData], *, by: Sequence[str], mode_key: str = "mode",
-                      metric: str = "time_to_ready_s", tie: float = 0.02, engine_key: str = "engine",
-                      predicted: str = "sim", measured: str = "emulator") -> list[Ranking]:
-    """Per point (`by` without the mode), the modes ranked by `metric` in each engine."""
+                      metric: str = "time_to_ready_s", tie: float = 0.02, alpha: float = 0.05,
+                      engine_key: str = "engine", predicted: str = "sim",
+                      measured: str = "emulator") -> list[Ranking]:
+    """Per point (`by` without the mode), the modes ranked by `metric` in each engine. A pair
+    disagrees when both engines separate it by more than `tie` in opposite orders and the
+    measured order is resolved: Welch's t-test across the measured seeds gives p < `alpha`
+    (with a single measured seed per mode the means alone decide)."""
     out = []
     for point, engines in _split(runs, by, engine_key).items():
         means: dict[str, dict[str, float]] = {}
+        values: dict[str, list[float]] = {}
         for engine in (predicted, measured):
             by_mode = group_runs(engines.get(engine, []), (mode_key,))
             means[engine] = {str(k[0]): estimate(g, metric).mean for k, g in by_mode.items()}
+            if engine == measured:
+                values = {str(k[0]): [reduce_run(r, metric) for r in g] for k, g in by_mode.items()}
         modes = sorted(set(means[predicted]) & set(means[measured]))
-        bad = []
+        bad, unresolved = [], []
         for a, b in itertools.combinations(modes, 2):
             dp = _rel_diff(means[predicted][a], means[predicted][b])
             dm = _rel_diff(means[measured][a], means[measured][b])
             if abs(dp) > tie and abs(dm) > tie and (dp > 0) != (dm > 0):
-                bad.append((a, b))
-        out.append(Ranking(point=point, disagreements=tuple(bad),
+                p = welch_p(values[a], values[b])
+                if p < alpha or math.isnan(p):
+                    bad.append((a, b))
+                else:
+                    unresolved.append((a, b, p))
+        out.append(Ranking(point=point, disagreements=tuple(bad), unresolved=tuple(unresolved),
+                           tie=tie, alpha=alpha,
                            predicted=tuple(sorted(modes, key=lambda m: means[predicted][m])),
                            measured=tuple(sorted(modes, key=lambda m: means[measured][m]))))
     return out
+
+
+def _mean(xs: Sequence[float]) -> float:
+    finite = [x for x in xs if math.isfinite(x)]
+    return math.fsum(finite) / len(finite) if finite else math.nan
 
 
 def _rel_diff(a: float, b: float) -> float:
@@ -125,21 +152,48 @@ def _rel_diff(a: float, b: float) -> float:
 
 
 def ranking_table(rankings: Sequence[Ranking], *, by: Sequence[str], title: str = "Mode ranking") -> Table:
-    rows = tuple((*r.point, " < ".join(r.predicted), " < ".join(r.measured), "yes" if r.agree else
-                  "no: " + ", ".join(f"{a}/{b}" for a, b in r.disagreements)) for r in rankings)
-    return Table(title=title, columns=(*by, "predicted (fastest first)", "measured", "agree"), rows=rows)
+    def verdict(r: Ranking) -> str:
+        if not r.agree:
+            return "no: " + ", ".join(f"{a}/{b}" for a, b in r.disagreements)
+        if r.unresolved:
+            return "yes; measured order not resolved: " + ", ".join(
+                f"{a}/{b} (p = {p:.2f})" for a, b, p in r.unresolved)
+        return "yes"
+
+    rows = tuple((*r.point, " < ".join(r.predicted), " < ".join(r.measured), verdict(r)) for r in rankings)
+    tie, alpha = (rankings[0].tie, rankings[0].alpha) if rankings else (0.02, 0.05)
+    return Table(title=title, columns=(*by, "predicted (fastest first)", "measured", "agree"), rows=rows,
+                 note=f"Orders by the means across seeds. Pairs within {tie:.0%} in either engine are "
+                      "ties; a pair the engines order oppositely is a disagreement only when the measured "
+                      f"seeds resolve its order (Welch's t-test, p < {alpha:g}); otherwise it is listed as "
+                      "not resolved.")
+
+
+def order_signs(runs: Sequence[RunData], *, along: str, modes: tuple[str, str], engine: str,
+                metric: str = "time_to_ready_s", mode_key: str = "mode", engine_key: str = "engine",
+                alpha: float = 0.05) -> list[tuple[float, int | None]]:
+    """Per level of the numeric factor `along` (ascending), the sign of modes[0] - modes[1] in
+    `engine` (its runs only; other factors should be fixed by the caller): -1, 0 or 1, or None
+    where the seeds do not resolve the two modes' order (Welch's t-test, p >= `alpha`; with a
+    single seed per mode the means decide)."""
+    mine = [r for r in runs if str(factor_value(r, engine_key)) == engine]
+    out: list[tuple[float, int | None]] = []
+    for (x,), group in sorted(group_runs(mine, (along,)).items(), key=lambda kv: float(kv[0][0])):
+        by_mode = {str(k[0]): [reduce_run(r, metric) for r in g]
+                   for k, g in group_runs(group, (mode_key,)).items()}
+        if modes[0] in by_mode and modes[1] in by_mode:
+            a, b = by_mode[modes[0]], by_mode[modes[1]]
+            d = _mean(a) - _mean(b)
+            out.append((float(x), None if welch_p(a, b) >= alpha else (d > 0) - (d < 0)))
+    return out
 
 
 def crossovers(runs: Sequence[RunData], *, along: str, modes: tuple[str, str], engine: str,
-               metric: str = "time_to_ready_s", mode_key: str = "mode", engine_key: str = "engine"
-               ) -> list[tuple[float, float]]:
-    """Intervals (x_lo, x_hi) of the numeric factor `along` between which modes[0] - modes[1]
-    changes sign in `engine` (its runs only; other factors should be fixed by the caller)."""
-    mine = [r for r in runs if str(factor_value(r, engine_key)) == engine]
-    diffs = []
-    for (x,), group in sorted(group_runs(mine, (along,)).items(), key=lambda kv: float(kv[0][0])):
-        by_mode = {str(k[0]): estimate(g, metric).mean for k, g in group_runs(group, (mode_key,)).items()}
-        if modes[0] in by_mode and modes[1] in by_mode:
-            diffs.append((float(x), by_mode[modes[0]] - by_mode[modes[1]]))
-    return [(x0, x1) for (x0, d0), (x1, d1) in itertools.pairwise(diffs)
-            if d0 != 0 and d1 != 0 and (d0 > 0) != (d1 > 0)]
+               metric: str = "time_to_ready_s", mode_key: str = "mode", engine_key: str = "engine",
+               alpha: float = 0.05) -> list[tuple[float, float]]:
+    """Intervals (x_lo, x_hi) of `along` between which modes[0] - modes[1] changes sign in
+    `engine` (`order_signs`); unresolved levels are skipped, so an interval may span them."""
+    signs = [(x, s) for x, s in order_signs(runs, along=along, modes=modes, engine=engine, metric=metric,
+                                             mode_key=mode_key, engine_key=engine_key, alpha=alpha)
+             if s is not None]
+    return [(x0, x1) for (x0, s0), (x1, s1) in itertools.pairwise(signs) if s0 and s1 and s0 != s1]

@@ -55,6 +55,23 @@ def t_cdf(t: float, df: float) -> float:
     return 1.0 - tail if t >= 0 else tail
 
 
+def welch_p(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Two-sided p-value of Welch's t-test that `xs` and `ys` have equal means (NaN with fewer
+    than 2 finite values on a side). Two constant samples: 0 if their means differ, else 1."""
+    a = [float(v) for v in xs if math.isfinite(v)]
+    b = [float(v) for v in ys if math.isfinite(v)]
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    ma, mb = math.fsum(a) / len(a), math.fsum(b) / len(b)
+    va = math.fsum((x - ma) ** 2 for x in a) / (len(a) - 1) / len(a)  # squared standard errors
+    vb = math.fsum((x - mb) ** 2 for x in b) / (len(b) - 1) / len(b)
+    if va + vb == 0:
+        return 0.0 if ma != mb else 1.0
+    t = (ma - mb) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))  # Welch-Satterthwaite
+    return 2.0 * t_cdf(-abs(t), df)
+
+
 def t_quantile(p: float, df: float) -> float:
     """The t value with P(T <= t) = p (bisection on t_cdf; |error| < 1e-10)."""
     if not 0.0 < p < 1.0:

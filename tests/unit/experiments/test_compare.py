@@ -57,6 +57,23 @@ def test_ranking_agrees_up_to_ties_and_names_disagreements():
     assert table.rows[1][-1] == "no: full/lazy"
 
 
+def test_a_pair_the_measured_seeds_do_not_order_is_unresolved_not_a_disagreement():
+    runs = [run("sim", "lazy", 1.0, 2.24), run("sim", "full", 1.0, 1.92)]
+    for seed, (lazy, full) in enumerate(((1.96, 2.25), (2.02, 2.54), (2.42, 2.38))):  # overlapping seeds
+        runs += [run("emulator", "lazy", 1.0, lazy, seed=seed), run("emulator", "full", 1.0, full, seed=seed)]
+    for seed, (lazy, full) in enumerate(((1.90, 2.40), (1.95, 2.45), (2.00, 2.50))):  # well separated
+        runs += [run("emulator", "lazy", 2.0, lazy, seed=seed), run("emulator", "full", 2.0, full, seed=seed)]
+    runs += [run("sim", "lazy", 2.0, 2.24), run("sim", "full", 2.0, 1.92)]
+    ranks = {r.point: r for r in ranking_agreement(runs, by=("bw",))}
+    noisy, clear = ranks[(1.0,)], ranks[(2.0,)]
+    assert noisy.agree and noisy.disagreements == ()
+    assert [(a, b) for a, b, _ in noisy.unresolved] == [("full", "lazy")] and noisy.unresolved[0][2] > 0.05
+    assert not clear.agree and clear.disagreements == (("full", "lazy"),) and clear.unresolved == ()
+    rows = ranking_table([noisy, clear], by=("bw",)).rows
+    assert rows[0][-1].startswith("yes; measured order not resolved: full/lazy (p = 0.")
+    assert rows[1][-1] == "no: full/lazy"
+
+
 def test_crossovers_per_engine():
     runs = []
     for bw, lazy, full in ((1.0, 1.0, 5.0), (10.0, 1.0, 1.5), (100.0, 1.0, 0.5), (1000.0, 1.0, 0.2)):
@@ -64,3 +81,16 @@ def test_crossovers_per_engine():
         runs += [run("emulator", "lazy", bw, lazy), run("emulator", "full", bw, full * 2.5)]
     assert crossovers(runs, along="bw", modes=("lazy", "full"), engine="sim") == [(10.0, 100.0)]
     assert crossovers(runs, along="bw", modes=("lazy", "full"), engine="emulator") == [(100.0, 1000.0)]
+
+
+def test_crossovers_skip_levels_the_seeds_do_not_resolve():
+    runs = []
+    levels = {1.0: ((1.0, 5.0), (1.1, 5.2)), 10.0: ((1.0, 0.5), (1.1, 0.6)),  # resolved both ways
+              100.0: ((1.0, 1.25), (1.2, 1.05))}  # lazy faster on average, but not resolved
+    for bw, seeds in levels.items():
+        for seed, (lazy, full) in enumerate(seeds):
+            runs += [run("emulator", "lazy", bw, lazy, seed=seed),
+                     run("emulator", "full", bw, full, seed=seed)]
+    assert crossovers(runs, along="bw", modes=("lazy", "full"), engine="emulator") == [(1.0, 10.0)]
+    assert crossovers(runs, along="bw", modes=("lazy", "full"), engine="emulator", alpha=1.0) == \
+        [(1.0, 10.0), (10.0, 100.0)]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from experiments.stats import betainc, bootstrap_ci, mean_ci, t_cdf, t_quantile
+from experiments.stats import betainc, bootstrap_ci, mean_ci, t_cdf, t_quantile, welch_p
 
 
 @pytest.mark.parametrize(
@@ -59,3 +59,19 @@ def test_estimate_text():
 
 def test_big_means_print_whole_numbers_with_separators():
     assert str(mean_ci([2_000_000.0, 2_001_000.0, 1_999_000.0])) == "2,000,000 ± 2,484"
+
+
+def test_welch_p_matches_the_closed_form_at_four_degrees_of_freedom():
+    # [1,2,3] vs [4,5,6]: t = -3/sqrt(2/3), Welch df = 4, where the t CDF has a closed form
+    t = -3 / math.sqrt(2 / 3)
+    u = 1 + t * t / 4
+    two_sided = 2 * (0.5 + 3 / 8 * (t / math.sqrt(u)) * (1 - t * t / (12 * u)))
+    assert welch_p([1, 2, 3], [4, 5, 6]) == pytest.approx(two_sided, rel=1e-9)
+    assert welch_p([4, 5, 6], [1, 2, 3]) == pytest.approx(two_sided, rel=1e-9)
+
+
+def test_welch_p_edge_cases():
+    assert math.isnan(welch_p([1.0], [2.0, 3.0]))  # one seed: no variance to test against
+    assert welch_p([2.0, 2.0], [3.0, 3.0]) == 0.0  # deterministic and different
+    assert welch_p([2.0, 2.0], [2.0, 2.0]) == 1.0
+    assert welch_p([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == pytest.approx(1.0)
