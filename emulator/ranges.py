@@ -156,7 +156,8 @@ class RangeFetcher:
         pending = [r for r in wanted if r.length > 0]
         while pending:
             max_ranges = self.max_ranges_for(digest)
-            batch = plan_requests(pending, self.policy, max_ranges)[0]
+            # one range goes out as it is (what planning it would give, minus the planning)
+            batch = pending if len(pending) == 1 else plan_requests(pending, self.policy, max_ranges)[0]
             try:
                 pieces = await self._request(ref, digest, batch, stats, layer)
             except RegistryError as e:

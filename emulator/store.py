@@ -105,6 +105,7 @@ class LazyStore:
         self._counter_lock = threading.Lock()
         self._stats: dict[str, Stat] = {}  # path -> stat (the tree never changes)
         self._files: dict[str, tuple[str, int, TocEntry]] = {}  # path -> (canonical, layer, entry)
+        self._units: dict[tuple[str, int, int], tuple[Unit, ...]] = {}  # (canonical, start, stop) -> units
         self._layer_targets: dict[int, tuple[tuple[CounterSet | None, ...], list[Counters]]] = {}
         self.readahead = Readahead(self, self.options.readahead) if self.options.readahead.enabled else None
         try:
@@ -197,6 +198,18 @@ class LazyStore:
         """The verification units covering `wanted` (default: the whole file)."""
         return units_for(layer, self.layers[layer].digest, entry, wanted)
 
+    def _read_units(self, canonical: str, layer: int, entry: TocEntry, wanted: ByteRange) -> tuple[Unit, ...]:
+        """`units_for` of a read, kept per (file, range): readers repeat their ranges (FUSE reads
+        aligned blocks), and building the units (chunk search, keys) costs more than the lookup."""
+        key = (canonical, wanted.start, wanted.stop)
+        units = self._units.get(key)
+        if units is None:
+            units = tuple(self.units_for(layer, entry, wanted))
+            if len(self._units) >= MAX_CACHED_STATS:
+                self._units.clear()
+            self._units[key] = units
+        return units
+
     @contextlib.contextmanager
     def prioritized(self) -> Iterator[None]:
         """A prioritized task (an on-demand read, the prefetch) is in flight: background fetch
@@ -232,7 +245,7 @@ class LazyStore:
             self._op(layer, time.thread_time() - cpu0)
             return b""
         end = wanted.stop
-        units = self.units_for(layer, entry, wanted)
+        units = self._read_units(canonical, layer, entry, wanted)
         if self.readahead is not None:
             self.readahead.on_read(canonical, layer, entry, offset, end)
         cpu_s = time.thread_time() - cpu0
@@ -266,7 +279,7 @@ class LazyStore:
             self._op(layer, time.thread_time() - cpu0)
             return b""
         end = wanted.stop
-        units = self.units_for(layer, entry, wanted)
+        units = self._read_units(canonical, layer, entry, wanted)
         contents: dict[str, bytes] = {}
         hits = 0
         for u in units:
@@ -307,7 +320,9 @@ class LazyStore:
         waits: dict[str, asyncio.Future[bytes]] = {}
         mine: list[Unit] = []
         loop = asyncio.get_running_loop()
-        for u in {u.key: u for u in units}.values():
+        if not isinstance(units, (list, tuple)) or len(units) > 1:
+            units = {u.key: u for u in units}.values()  # each unit once
+        for u in units:
             if not u.fetch_chunks:
                 result[u.key] = bytes(sum(c.size for c in u.chunks))
                 continue
