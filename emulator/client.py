@@ -65,6 +65,8 @@ class ClientOptions:
     def __post_init__(self) -> None:
         if self.max_connections < 1:
             raise ValueError(f"max_connections (={self.max_connections}) must be >= 1")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s (={self.request_timeout_s}) must be > 0")
         if self.max_retries < 0:
             raise ValueError(f"max_retries (={self.max_retries}) must be >= 0")
         if self.backoff_initial_s < 0 or self.backoff_max_s < self.backoff_initial_s:
@@ -128,7 +130,7 @@ class RegistryClient:
         self.options = options or ClientOptions()
         self.recorder = recorder or NullRecorder()
         self._session: aiohttp.ClientSession | None = None
-        self._raw = RawPool(self.options.max_connections)
+        self._raw = RawPool(self.options.max_connections, self.options.request_timeout_s)
         self._full_client_hosts: set[str] = set()  # hosts whose answers the lean path handed over
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self._challenge: dict[str, tuple[str, dict[str, str]]] = {}  # host -> challenge
@@ -243,10 +245,9 @@ class RegistryClient:
             target = lean_target(url, hdrs) if lean else None
             self.requests += 1
             try:
-                if target is not None:  # (the aiohttp session has the same total timeout)
-                    async with asyncio.timeout(self.options.request_timeout_s):
-                        async with await self._raw.get(*target, hdrs) as raw:
-                            return await self._answer(ref, raw, handler, what or url)
+                if target is not None:  # (the pool and the aiohttp session have the same total timeout)
+                    async with await self._raw.get(*target, hdrs) as raw:
+                        return await self._answer(ref, raw, handler, what or url)
                 async with self.session.request(method, url, headers=hdrs) as resp:
                     return await self._answer(ref, resp, handler, what or url)
             except _Reauthenticate as a:

@@ -117,6 +117,7 @@ class _Conn(asyncio.Protocol):
         self.buffer = bytearray()
         self.ended = False  # EOF or connection lost: no more bytes will come
         self.error: BaseException | None = None  # why the connection was lost, if not a clean EOF
+        self.expired = False  # the exchange on it ran out of time (RawPool's watchdog)
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._need = 0  # bytes the waiter needs; 0 = a whole head (b"\r\n\r\n")
@@ -177,7 +178,7 @@ class _Conn(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        if self.error is not None and not self.buffer:
+        if self.error is not None and (self.expired or not self.buffer):
             raise self.error
 
     async def wait_for(self, n: int) -> None:
@@ -211,6 +212,14 @@ class _Conn(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
 
+    def expire(self, timeout_s: float) -> None:
+        """The exchange ran out of time: drop the connection, its reader gets a TimeoutError."""
+        self.expired = self.ended = True
+        self.error = TimeoutError(f"no complete answer within {timeout_s} s")
+        if self.transport is not None:
+            self.transport.abort()
+        self._wake()
+
     def write(self, data: bytes) -> None:
         assert self.transport is not None
         self.transport.write(data)
@@ -221,21 +230,54 @@ class _Conn(asyncio.Protocol):
 
 
 class RawPool:
-    """Idle keep-alive connections per (host, port), at most `limit` open at once."""
+    """Idle keep-alive connections per (host, port), at most `limit` open at once.
 
-    def __init__(self, limit: int) -> None:
+    Each exchange (waiting for a slot, connecting, the head and the body as the handler reads it)
+    must end within `timeout_s` of `get`, else it fails with TimeoutError. Connections in use are
+    watched by one timer per pool that looks every `timeout_s / 20` (an `asyncio.timeout` per
+    request costs a timer, its cancellation and two coroutines on every cold read); the rare waits
+    for a slot or a new connection have their own deadline."""
+
+    def __init__(self, limit: int, timeout_s: float = 300.0) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s (={timeout_s}) must be > 0")
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._slots = asyncio.Semaphore(limit)
+        self.timeout_s = timeout_s
+        self._busy: dict[_Conn, float] = {}  # connection in use -> its exchange's deadline (loop time)
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def close(self) -> None:
         for conns in self._idle.values():
             for c in conns:
                 c.close()
         self._idle.clear()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _watch(self, conn: _Conn, deadline: float, loop: asyncio.AbstractEventLoop) -> None:
+        self._busy[conn] = deadline
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self.timeout_s / 20, self._sweep, loop)
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        for conn, deadline in list(self._busy.items()):
+            if now >= deadline:
+                del self._busy[conn]
+                conn.expire(self.timeout_s)
+        self._watchdog = loop.call_later(self.timeout_s / 20, self._sweep, loop) if self._busy else None
 
     async def get(self, host: str, port: int, target: str, headers: Mapping[str, str]) -> _Exchange:
         """Send `GET target` and read the response head; the body is read through the exchange."""
-        await self._slots.acquire()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        if self._slots.locked():
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()  # (returns at once)
         try:
             head = "".join(
                 [
@@ -250,24 +292,26 @@ class RawPool:
                 if conn.ended and not conn.buffer:
                     conn.close()  # known closed: no need to try it
                     continue
+                self._watch(conn, deadline, loop)
                 try:
                     return await self._exchange(conn, host, port, head)
                 except asyncio.IncompleteReadError as e:
-                    conn.close()
+                    self._drop(conn)
                     if e.partial:
                         raise ConnectionResetError("connection closed inside the response head") from None
                 except BaseException:
-                    conn.close()
+                    self._drop(conn)
                     raise
-            loop = asyncio.get_running_loop()
-            _, conn = await loop.create_connection(_Conn, host, port)
+            async with asyncio.timeout_at(deadline):
+                _, conn = await loop.create_connection(_Conn, host, port)
+            self._watch(conn, deadline, loop)
             try:
                 return await self._exchange(conn, host, port, head)
             except asyncio.IncompleteReadError:
-                conn.close()
+                self._drop(conn)
                 raise ConnectionResetError("connection closed before a response") from None
             except BaseException:
-                conn.close()
+                self._drop(conn)
                 raise
         except BaseException:
             self._slots.release()
@@ -291,9 +335,16 @@ class RawPool:
             length = int(length_text)
         return _Exchange(self, conn, (host, port), RawResponse(status, headers, length, conn), keep_alive)
 
-    def _release(self, conn: _Conn | None, key: tuple[str, int]) -> None:
-        if conn is not None:
+    def _drop(self, conn: _Conn) -> None:
+        self._busy.pop(conn, None)
+        conn.close()
+
+    def _release(self, conn: _Conn, key: tuple[str, int], reusable: bool) -> None:
+        self._busy.pop(conn, None)
+        if reusable:
             self._idle.setdefault(key, []).append(conn)
+        else:
+            conn.close()
         self._slots.release()
 
 
@@ -317,9 +368,7 @@ class _Exchange:
         conn = self._conn
         # whatever the handler made of the body; bytes past it would be read as the next answer
         reusable = self._keep and self.response.consumed and not conn.buffer and not conn.ended
-        if not reusable:
-            conn.close()
-        self._pool._release(conn if reusable else None, self._key)
+        self._pool._release(conn, self._key, reusable)
 
 
 def _parse_head(raw: bytes) -> tuple[int, Headers, bool]:

@@ -182,3 +182,36 @@ async def test_short_body_and_garbage_are_connection_errors(raw: bytes) -> None:
         with pytest.raises(ConnectionError):
             await _get(pool, port)
     pool.close()
+
+
+def _stalling(raw: bytes) -> Script:
+    """A server that answers one request with `raw`, then neither sends more nor closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(raw)
+        await writer.drain()
+        await reader.read()  # until the client gives up
+        writer.close()
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\nabcd"],
+    ids=["no-head", "half-body"],
+)
+async def test_an_exchange_that_stalls_times_out_and_frees_its_slot(raw: bytes) -> None:
+    pool = RawPool(1, timeout_s=0.05)
+    async for port in _scripted(_stalling(raw)):
+        for _ in range(2):  # the slot came back: the second request times out too, it does not wait
+            with pytest.raises(TimeoutError):
+                await _get(pool, port)
+        assert not pool._busy
+    pool.close()
+
+
+def test_pool_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="timeout_s"):
+        RawPool(1, timeout_s=0)
