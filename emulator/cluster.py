@@ -21,7 +21,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,13 @@ class ClusterResult:
     records: list[StartupRecord]  # in completion order
     origin_epoch_s: float  # time.time() at the run's origin (t = 0 of every record)
     wall_s: float
+    # node -> CPU seconds its process spent from the origin to its last pod (time.process_time()):
+    # known where a node has a process of its own, or is the only one; empty otherwise
+    node_cpu_s: dict[str, float] = field(default_factory=dict)
+
+
+def node_name(i: int) -> str:
+    return f"node-{i:03d}"
 
 
 async def run_cluster(
@@ -162,10 +169,12 @@ async def run_cluster(
 
         return await run_node_processes(scenario, refs, traces, work_dir, disk_cache=disk_cache,
                                         loop_factory=loop_factory)
-    origin, origin_epoch = time.perf_counter(), time.time()
+    origin, origin_epoch, cpu0 = time.perf_counter(), time.time(), time.process_time()
     records = await run_nodes(scenario, refs, traces, work_dir, range(scenario.cluster.nodes), origin,
                               recorder=recorder, disk_cache=disk_cache)
-    return ClusterResult(records, origin_epoch, time.perf_counter() - origin)
+    wall, cpu = time.perf_counter() - origin, time.process_time() - cpu0
+    return ClusterResult(records, origin_epoch, wall,
+                         {node_name(0): cpu} if scenario.cluster.nodes == 1 else {})
 
 
 async def run_nodes(
@@ -181,7 +190,7 @@ async def run_nodes(
 ) -> list[StartupRecord]:
     """The schedule's pods on these nodes, timed from `origin` (a time.perf_counter() value)."""
     nodes = {
-        i: EmulatedNode(f"node-{i:03d}", work_dir / f"node-{i:03d}", recorder=recorder, disk_cache=disk_cache)
+        i: EmulatedNode(node_name(i), work_dir / node_name(i), recorder=recorder, disk_cache=disk_cache)
         for i in node_ids
     }
     for node in nodes.values():

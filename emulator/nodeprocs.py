@@ -6,7 +6,8 @@ took 5.1 s where one node takes 0.39 s: the extraction threads and the event loo
 the bytes serialise on the GIL, and the loop waits up to the 5 ms switch interval for it each
 time. Each node process is forked from a forkserver that has the emulator imported, reports
 ready, then gets the common time origin (a `time.perf_counter()` value: CLOCK_MONOTONIC,
-shared by every process on Linux) and sends its records back when its pods are done. Before it
+shared by every process on Linux) and sends its records back when its pods are done, with the
+CPU time they took (`ClusterResult.node_cpu_s`: the testbed's per-node CPU). Before it
 reports ready it warms up (`_warm_up`), as a long-running node daemon is warm.
 """
 
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from emulator.cluster import ClusterResult, LoopFactory, run_nodes
+from emulator.cluster import ClusterResult, LoopFactory, node_name, run_nodes
 from emulator.errors import EmulatorError
 from emulator.extract import RootWriter, extract_layer_stream
 from emulator.reference import ImageReference
@@ -68,8 +69,10 @@ async def run_node_processes(
         for conn in conns:
             conn.send(origin)
         records: list[StartupRecord] = []
+        cpu: dict[str, float] = {}
         for i, conn in enumerate(conns):
-            records += _expect(await loop.run_in_executor(None, _recv, conn), "records", i)
+            got, cpu[node_name(i)] = _expect(await loop.run_in_executor(None, _recv, conn), "records", i)
+            records += got
         wall = time.perf_counter() - origin
     finally:
         for proc in procs:
@@ -80,7 +83,7 @@ async def run_node_processes(
         for conn in conns:
             conn.close()
     records.sort(key=lambda r: r.ready_s if r.ready_s == r.ready_s else float("inf"))
-    return ClusterResult(records, origin_epoch, wall)
+    return ClusterResult(records, origin_epoch, wall, cpu)
 
 
 def _recv(conn: multiprocessing.connection.Connection) -> Any:
@@ -128,8 +131,10 @@ def _node_main(conn: multiprocessing.connection.Connection, scenario: Scenario,
         origin = conn.recv()
         coro = run_nodes(scenario, refs, traces, work_dir, [node], origin, disk_cache=disk_cache)
         with asyncio.Runner(loop_factory=loop_factory) as runner:
+            cpu0 = time.process_time()  # the pods' CPU: not the warm-up's, nor the wait for the origin
             records = runner.run(coro)
-        conn.send(("records", records))
+            cpu = time.process_time() - cpu0
+        conn.send(("records", (records, cpu)))
     except BaseException as e:  # reported to the parent, which raises it
         conn.send(("error", f"{type(e).__name__}: {e}"))
     finally:

@@ -58,7 +58,8 @@ def run_sim(config: dict[str, Any], seed: int, calibration: Calibration) -> RunO
     if run.result.error:
         raise EngineRunError(run.result.error)
     egress = [{"registry": s.name, "t_s": t, "bytes_per_s": rate} for s in run.egress for t, rate in s.rows()]
-    cpu = [{"node": c.node, "fuse_cpu_s": c.fuse_cpu_s, "cpu_s": c.cpu_s} for c in run.node_cpu]
+    cpu = [{"node": c.node, "fuse_cpu_s": c.fuse_cpu_s, "cpu_s": c.cpu_s, "compute_s": c.compute_s}
+           for c in run.node_cpu]
     return RunOutput(records=run.records, tables={"egress": egress, "node_cpu": cpu},
                      sim_time_s=run.result.sim_time_s)
 
@@ -145,7 +146,10 @@ def run_emulator(config: dict[str, Any], seed: int, calibration: Calibration) ->
                                  bin_s=scenario.sim.egress_sample_s)
     records = sorted(result.records, key=lambda r: (r.pod, r.node))
     # sim_time_s: the emulated cluster's wall-clock span (the emulator's clock)
-    return RunOutput(records=records, tables={"registry_timeline": timeline}, sim_time_s=result.wall_s)
+    # the pods' CPU per node process (the simulator's node_cpu compute_s on the shared host)
+    cpu = [{"node": node, "cpu_s": s} for node, s in sorted(result.node_cpu_s.items())]
+    return RunOutput(records=records, tables={"registry_timeline": timeline, "node_cpu": cpu},
+                     sim_time_s=result.wall_s)
 
 
 def engine_effective(config: dict[str, Any]) -> dict[str, Any]:

@@ -208,6 +208,37 @@ def _crossover_table(runs: Sequence[RunData]) -> Table:
                       "p >= 0.05) are skipped and named; there the measurement cannot place the crossover.")
 
 
+def _node_cpu(run: RunData, column: str) -> float:
+    """Mean CPU seconds per node of one run (NaN when the run did not record it)."""
+    values = [float(row[column]) for row in run.tables.get("node_cpu", ()) if row.get(column, "") != ""]
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def _cpu_table(runs: Sequence[RunData]) -> Table:
+    """CPU per node, predicted (everything the simulator spends on the shared host) vs measured
+    (each emulated node process's CPU time from the origin to its last pod)."""
+    rows = []
+    for point, group in group_runs(runs, POINT).items():
+        engines = {str(k[0]): g for k, g in group_runs(group, ("engine",)).items()}
+        p = [_node_cpu(r, "compute_s") for r in engines.get("sim", [])]
+        m = [_node_cpu(r, "cpu_s") for r in engines.get("emulator", [])]
+        pred, meas = _mean_finite(p), _mean_finite(m)
+        if not (math.isnan(pred) or math.isnan(meas)):
+            rows.append((*point, pred, meas, pred / meas - 1 if meas > 0 else math.nan))
+    return _labelled(Table(
+        title="CPU per node: predicted vs measured", columns=(*POINT, "predicted s", "measured s", "error"),
+        rows=tuple(rows),
+        note="Predicted: every CPU cost the simulator spends for the node on the shared 2-core host (decode, "
+             "extract, verify, TOC parsing, request overheads, trace operations). Measured: the node "
+             "process's CPU time from the origin to its last pod (all of its Python). Means across nodes "
+             "and seeds."), POINT)
+
+
+def _mean_finite(xs: Sequence[float]) -> float:
+    finite = [x for x in xs if math.isfinite(x)]
+    return math.fsum(finite) / len(finite) if finite else math.nan
+
+
 def _errors(runs: Sequence[RunData]) -> list[PointError]:
     """Point errors of the issue's metrics plus `bytes_foreground`; `create_s` only where there is
     a create phase to predict (lazy-prefetch: the prefetch; elsewhere both engines have ~0)."""
@@ -260,6 +291,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
         _ready_error_by_group(errors),
         _labelled(ranking_table(ranking_agreement(runs, by=SCENARIO_KEYS), by=SCENARIO_KEYS), SCENARIO_KEYS),
         _crossover_table(runs),
+        _cpu_table(runs),
         _labelled(error_table(errors, by=POINT, title="Prediction error at every point"), POINT),
     ]
 

@@ -110,6 +110,7 @@ class SimNode:
         self.background_concurrency = background_concurrency
         self.fuse_cpu_s = 0.0
         self.cpu_s = 0.0  # decode + extract + lazy verify + TOC parse CPU
+        self.compute_s = 0.0  # all CPU spent through compute(): on a shared host, every modelled cost
         self.pods: list[PodState] = []
         self.layer_state: str | None = None  # the check-layer-state file (None: none yet)
         self.layer_state_log: list[LayerStateDecision] = []  # one decision per boot
@@ -119,6 +120,7 @@ class SimNode:
         processor-shared on the host it shares with other nodes."""
         if cpu_s <= 0:
             return
+        self.compute_s += cpu_s
         if self.cores is None:
             assert self.host is not None and self.host_cpu is not None
             yield self.host.run(self.host_cpu, cpu_s)

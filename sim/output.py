@@ -94,7 +94,8 @@ class EgressSeries:
 class NodeCpu:
     node: str
     fuse_cpu_s: float
-    cpu_s: float  # decode + extract
+    cpu_s: float  # decode + extract + lazy verify + TOC parse
+    compute_s: float = 0.0  # all CPU the node spent (on a shared host, cluster.host_cores: every cost)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,9 +139,9 @@ def write_egress(series: Sequence[EgressSeries], path: Path) -> None:
 
 def write_node_cpu(rows: Iterable[NodeCpu], path: Path) -> None:
     with open(path, "w") as fh:
-        fh.write("node,fuse_cpu_s,cpu_s\n")
+        fh.write("node,fuse_cpu_s,cpu_s,compute_s\n")
         for r in rows:
-            fh.write(f"{r.node},{r.fuse_cpu_s!r},{r.cpu_s!r}\n")
+            fh.write(f"{r.node},{r.fuse_cpu_s!r},{r.cpu_s!r},{r.compute_s!r}\n")
 
 
 def write_result(result: RunResult, path: Path) -> None:

@@ -105,7 +105,8 @@ def _collect(scenario: Scenario, world: World) -> tuple[list[StartupRecord], lis
                 )
             )
     records.sort(key=lambda r: (r.pod, r.node))
-    cpu = [NodeCpu(node=m, fuse_cpu_s=n.fuse_cpu_s, cpu_s=n.cpu_s) for n in world.nodes for m in n.members]
+    cpu = [NodeCpu(node=m, fuse_cpu_s=n.fuse_cpu_s, cpu_s=n.cpu_s, compute_s=n.compute_s)
+           for n in world.nodes for m in n.members]
     cpu.sort(key=lambda c: c.node)
     return records, cpu
 

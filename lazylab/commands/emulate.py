@@ -4,7 +4,8 @@ Wiring only: builds the scenario's synthetic images (or takes its OCI layouts), 
 into an in-memory `registry_mock` shaped like the scenario's network, runs the emulated
 cluster (`emulator.cluster`) against it, and writes next to each other in --out:
 `effective-config.toml`, `records.csv` (StartupRecords), `registry-timeline.csv` (bytes sent
-and concurrent transfers per bin, from the registry's access log) and `access-log.jsonl`.
+and concurrent transfers per bin, from the registry's access log), `access-log.jsonl`, and
+`node-cpu.csv` (each node's CPU seconds, where a node has a process of its own or is alone).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def _emulate(args: argparse.Namespace) -> int:
         w = csv.DictWriter(fh, fieldnames=["t_s", "bytes_sent", "concurrent_transfers"])
         w.writeheader()
         w.writerows(timeline)
+    with open(out / "node-cpu.csv", "w", newline="") as fh:
+        fh.write("node,cpu_s\n")
+        fh.writelines(f"{node},{cpu!r}\n" for node, cpu in sorted(result.node_cpu_s.items()))
     ok = [r for r in result.records if r.ok]
     ttr = [r.time_to_ready_s for r in ok]
     print(

@@ -123,6 +123,9 @@ def test_on_a_shared_host_the_request_overhead_is_cpu_on_its_cores() -> None:
     shared = sorted(r.pulled_s for r in run_scenario(one_core, params=overhead).records)
     requests = 3  # manifest, config, the layer's TOC
     assert own[0] == pytest.approx(own[1], rel=1e-12)
+    # what each node spent on the host is its requests' overhead (comparable with a node process's CPU)
+    cpu = run_scenario(one_core, params=overhead).node_cpu
+    assert [c.compute_s for c in cpu] == pytest.approx([requests * 0.5] * 2, rel=1e-12)
     # the two nodes' requests share the one core: each request's overhead takes twice as long
     assert [t - o for t, o in zip(shared, own, strict=True)] == pytest.approx([requests * 0.5] * 2, rel=1e-6)
 

@@ -90,6 +90,9 @@ def test_emulate_with_a_process_per_node_gives_every_pod_its_record(tmp_path: Pa
     # one time origin for every process: pods start no earlier than their scheduled arrival
     arrivals = {p.pod: p.at_s for p in planned}
     assert all(r.submitted_s >= arrivals[r.pod] - 1e-3 for r in records)
+    with open(out / "node-cpu.csv") as fh:
+        cpu = {row["node"]: float(row["cpu_s"]) for row in csv.DictReader(fh)}
+    assert set(cpu) == {"node-000", "node-001"} and all(s > 0 for s in cpu.values())
 
 
 def test_schedule_and_timeline_are_pure() -> None:
