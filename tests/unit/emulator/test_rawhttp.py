@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
+from emulator import rawhttp
 from emulator.client import ClientOptions, RegistryClient
 from emulator.errors import NotFoundError, TransferError
 from emulator.ranges import RangeFetcher
@@ -215,3 +217,26 @@ async def test_an_exchange_that_stalls_times_out_and_frees_its_slot(raw: bytes) 
 def test_pool_timeout_must_be_positive() -> None:
     with pytest.raises(ValueError, match="timeout_s"):
         RawPool(1, timeout_s=0)
+
+
+async def test_no_pre_wake_timer_outlives_its_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rawhttp, "PREWAKE_MARGIN_S", 0.0)  # every request after the first arms one
+    armed = []
+    loop = asyncio.get_running_loop()
+    call_at = loop.call_at
+
+    def recording_call_at(
+        when: float, callback: Callable[..., object], *args: object, **kw: Any
+    ) -> asyncio.TimerHandle:
+        handle = call_at(when, callback, *args, **kw)
+        if callback is rawhttp._awake:
+            armed.append(handle)
+        return handle
+
+    monkeypatch.setattr(loop, "call_at", recording_call_at)
+    pool = RawPool(1)
+    async for port in _scripted(_answering(b"HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\n\r\nabcd")):
+        for _ in range(3):
+            assert await _get(pool, port) == b"abcd"
+    pool.close()
+    assert armed and all(h.cancelled() for h in armed)
