@@ -131,6 +131,7 @@ class RegistryClient:
         self.recorder = recorder or NullRecorder()
         self._session: aiohttp.ClientSession | None = None
         self._raw = RawPool(self.options.max_connections, self.options.request_timeout_s)
+        self._base_urls: dict[ImageReference, str] = {}
         self._full_client_hosts: set[str] = set()  # hosts whose answers the lean path handed over
         self._tokens: dict[str, str] = {}  # scope -> bearer token
         self._challenge: dict[str, tuple[str, dict[str, str]]] = {}  # host -> challenge
@@ -161,8 +162,11 @@ class RegistryClient:
 
     # -- URLs and auth ------------------------------------------------------------------------
     def base_url(self, ref: ImageReference) -> str:
-        http = ref.is_loopback or self.options.insecure_http
-        return f"{'http' if http else 'https'}://{ref.host}/v2/{ref.repository}"
+        url = self._base_urls.get(ref)
+        if url is None:
+            http = ref.is_loopback or self.options.insecure_http
+            url = self._base_urls[ref] = f"{'http' if http else 'https'}://{ref.host}/v2/{ref.repository}"
+        return url
 
     def _auth_header(self, ref: ImageReference) -> dict[str, str]:
         ch = self._challenge.get(ref.host)
@@ -241,13 +245,16 @@ class RegistryClient:
         lean = lean and method == "GET" and ref.host not in self._full_client_hosts
         while True:
             used = self._auth_header(ref)
-            hdrs = {**(headers or {}), **used}
+            hdrs = {**headers, **used} if headers and used else dict(headers or used)
             target = lean_target(url, hdrs) if lean else None
             self.requests += 1
             try:
                 if target is not None:  # (the pool and the aiohttp session have the same total timeout)
-                    async with await self._raw.get(*target, hdrs) as raw:
-                        return await self._answer(ref, raw, handler, what or url)
+                    exchange = await self._raw.get(*target, hdrs)
+                    try:
+                        return await self._answer(ref, exchange.response, handler, what or url)
+                    finally:
+                        exchange.release()
                 async with self.session.request(method, url, headers=hdrs) as resp:
                     return await self._answer(ref, resp, handler, what or url)
             except _Reauthenticate as a:

@@ -389,6 +389,10 @@ class _Exchange:
         return self.response
 
     async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        """What `async with` does on the way out (callers on the hot path skip its coroutines)."""
         conn = self._conn
         # whatever the handler made of the body; bytes past it would be read as the next answer
         reusable = self._keep and self.response.consumed and not conn.buffer and not conn.ended

@@ -286,7 +286,7 @@ class LazyStore:
             if u.key in contents:
                 continue
             if not u.fetch_chunks:
-                contents[u.key] = bytes(sum(c.size for c in u.chunks))
+                contents[u.key] = bytes(u.size)
                 continue
             data = self.cache.get(u.key)
             if data is None:
@@ -322,25 +322,26 @@ class LazyStore:
         loop = asyncio.get_running_loop()
         if not isinstance(units, (list, tuple)) or len(units) > 1:
             units = {u.key: u for u in units}.values()  # each unit once
+        counted = purpose is Purpose.ON_DEMAND  # hits/misses describe what readers saw
+        cache_get, inflight = self.cache.get, self._inflight
         for u in units:
             if not u.fetch_chunks:
-                result[u.key] = bytes(sum(c.size for c in u.chunks))
+                result[u.key] = bytes(u.size)
                 continue
-            data = self.cache.get(u.key)
-            counted = purpose is Purpose.ON_DEMAND  # hits/misses describe what readers saw
+            data = cache_get(u.key)
             if data is not None:
                 if counted:
                     self._bump(u.layer, "cache_hits")
                 result[u.key] = data
-            elif u.key in self._inflight:
+            elif u.key in inflight:
                 if counted:
                     self._bump(u.layer, "cache_hits")
-                waits[u.key] = self._inflight[u.key]
+                waits[u.key] = inflight[u.key]
             else:
                 if counted:
                     self._bump(u.layer, "cache_misses")
                 fut: asyncio.Future[bytes] = loop.create_future()
-                self._inflight[u.key] = fut
+                inflight[u.key] = fut
                 mine.append(u)
         if mine:
             try:
@@ -381,7 +382,7 @@ class LazyStore:
             compressed = await self._fetch_compressed(
                 layer, [c.compressed for u in pending for c in u.fetch_chunks], purpose, refresh=attempt > 0
             )
-            if sum(u.file_range.length for u in pending) >= DECODE_IN_THREAD_BYTES:
+            if sum(u.size for u in pending) >= DECODE_IN_THREAD_BYTES:
                 decoded, failed = await asyncio.to_thread(self._decode_units, layer, pending, compressed)
             else:
                 decoded, failed = self._decode_units(layer, pending, compressed)

@@ -9,7 +9,7 @@ no fetch and no digest. Unit keys name the layer and the bytes (cache keys).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emulator.errors import VerificationError
 from imageformat.byterange import ByteRange
@@ -24,14 +24,21 @@ class Unit:
     chunks: tuple[Chunk, ...]  # in file order, contiguous
     digest: str | None  # None only for all-zero units
     key: str
+    # the chunks with bytes to fetch (not all-zero), worked out once: every read of the unit asks
+    fetch_chunks: tuple[Chunk, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        fetched = tuple(c for c in self.chunks if c.kind is not ChunkKind.ZEROS)
+        object.__setattr__(self, "fetch_chunks", fetched)
 
     @property
     def file_range(self) -> ByteRange:
         return ByteRange(self.chunks[0].file_offset, self.chunks[-1].file_offset + self.chunks[-1].size)
 
     @property
-    def fetch_chunks(self) -> list[Chunk]:
-        return [c for c in self.chunks if c.kind is not ChunkKind.ZEROS]
+    def size(self) -> int:
+        """Content bytes (the length of `file_range`)."""
+        return self.chunks[-1].file_offset + self.chunks[-1].size - self.chunks[0].file_offset
 
 
 def units_for(layer: int, layer_digest: str, entry: TocEntry, wanted: ByteRange | None = None) -> list[Unit]:
