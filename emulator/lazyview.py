@@ -242,6 +242,7 @@ def open_lazy_view(
             disk_dir=options.cache_dir,
             disk_bytes=options.cache_disk_bytes,
         )
+        state["cache"] = cache
         store = await open_store(client, image_ref, cache=cache, options=options.store)
         state["store"] = store
         await prefetch(store, options.prefetch)
@@ -261,6 +262,9 @@ def open_lazy_view(
         client = state.get("client")
         if client is not None:
             await client.close()
+        cache = state.get("cache")
+        if cache is not None:
+            await asyncio.to_thread(cache.flush)  # the disk cache complete before the view is gone
 
     closed = False
 

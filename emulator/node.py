@@ -146,3 +146,4 @@ class EmulatedNode:
             await bg.stop()
         self.background.clear()
         await self.client.close()
+        await asyncio.to_thread(self.cache.flush)  # the disk cache complete before the node is gone

@@ -243,3 +243,4 @@ class AdditionalLayerStore:
             self.loop.run(_close(), timeout_s=30)
         finally:
             self.loop.stop()
+            self.cache.flush()  # the disk cache complete before the store is gone

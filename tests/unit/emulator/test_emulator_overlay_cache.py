@@ -142,3 +142,35 @@ def test_parent_symlinks_are_followed_for_lookups() -> None:
     assert t.stat("bin/tool").type is EntryType.REG
     assert t.listdir("bin") == ["tool"] and t.stat("bin").type is EntryType.SYMLINK
     assert t.regular(t.resolve("bin/tool"))[1].path == "usr/bin/tool"
+
+
+def test_tiered_cache_serves_a_put_before_its_disk_write_and_flush_completes_it(tmp_path: Path) -> None:
+    t = TieredCache(MemoryCache(10), DiskCache(tmp_path, 1000))
+    t.put("a", b"a" * 8)
+    t.put("b", b"b" * 8)  # evicts a from memory: served from the pending write or the disk
+    assert t.get("a") == b"a" * 8
+    t.flush()
+    fresh = DiskCache(tmp_path, 1000)
+    assert fresh.get("a") == b"a" * 8 and fresh.get("b") == b"b" * 8
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_tiered_cache_discard_and_newer_puts_win_over_queued_writes(tmp_path: Path) -> None:
+    t = TieredCache(MemoryCache(1000), DiskCache(tmp_path, 1000))
+    for i in range(50):
+        t.put("k", bytes([i]) * 10)
+        t.put(f"gone{i}", b"x")
+        t.discard(f"gone{i}")
+    t.flush()
+    fresh = DiskCache(tmp_path, 1000)
+    assert fresh.get("k") == bytes([49]) * 10
+    assert all(fresh.get(f"gone{i}") is None for i in range(50))
+
+
+def test_tiered_cache_counts_a_failed_disk_write_and_keeps_the_entry_in_memory(tmp_path: Path) -> None:
+    disk = DiskCache(tmp_path / "d", 1000)
+    t = TieredCache(MemoryCache(1000), disk)
+    (tmp_path / "d").rmdir()  # the directory is gone: the write fails
+    t.put("k", b"v")
+    t.flush()
+    assert t.disk_write_errors == 1 and t.get("k") == b"v"
