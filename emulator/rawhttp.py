@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import overload
 from urllib.parse import urlsplit
 
+RECV_BYTES = 64 << 10  # one socket read at most
 BUFFER_BYTES = 1 << 20  # read buffer per connection (flow control pauses at twice that); bounds a head too
 _NO_BODY = (204, 304)
 # A CPU that has idled through a whole RTT takes 0.1-0.2 ms longer to wake for the answer (the vCPU
@@ -118,10 +119,12 @@ class RawResponse:
             yield data
 
 
-class _Conn(asyncio.Protocol):
+class _Conn(asyncio.BufferedProtocol):
     """One keep-alive connection: received bytes kept in one buffer, and the waiting task woken
     only once what it waits for is there (a whole head, n body bytes) or the connection ended.
-    Reading pauses while more than twice BUFFER_BYTES are unread."""
+    Reading pauses while more than twice BUFFER_BYTES are unread. The socket is read into a
+    buffer of the connection's own (asyncio's plain protocols get a fresh 256 KiB bytes object per
+    read, which cost ~12 us per answer here)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -134,14 +137,18 @@ class _Conn(asyncio.Protocol):
         self._need = 0  # bytes the waiter needs; 0 = a whole head (b"\r\n\r\n")
         self._scanned = 0  # the head end is not in buffer[:_scanned - 3]
         self._loop = asyncio.get_running_loop()
+        self._landing = memoryview(bytearray(RECV_BYTES))
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._landing
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.buffer += self._landing[:nbytes]
         if self._waiter is not None:
             if self._satisfied():
                 self._wake()
