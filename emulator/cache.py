@@ -173,6 +173,7 @@ class TieredCache:
         self._disk_lock = threading.Lock()  # one disk write or discard at a time
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._writer_pid = 0
 
     @property
     def size_bytes(self) -> int:
@@ -196,7 +197,9 @@ class TieredCache:
         with self._changed:
             queued = key in self._pending  # its queued write will take the newest data
             self._pending[key] = data
-            if self._writer is None:  # (it stops after WRITER_IDLE_S without work)
+            if self._writer is None or self._writer_pid != os.getpid():  # (none in a forked child)
+                # (the writer stops after WRITER_IDLE_S without work)
+                self._writer_pid = os.getpid()
                 self._writer = threading.Thread(target=self._write_pending, name="cache-writer", daemon=True)
                 self._writer.start()
                 atexit.register(self.flush)  # daemon threads still run during atexit
