@@ -235,8 +235,11 @@ async def sleep_until(deadline: float) -> None:
     loop = asyncio.get_running_loop()
     delay = deadline - loop.time()
     if preciseloop.is_precise(loop):
-        if delay > 0:
+        if delay > PRECISE_MIN_S:
             await asyncio.sleep(delay)
+        elif delay <= 0:
+            await asyncio.sleep(0)  # behind schedule: still let the other transfers have a turn
+        # else: within the pacing slack; waking the loop for it costs more than it is worth
         return
     if delay > COARSE_MARGIN_S + 0.0005:
         await asyncio.sleep(delay - COARSE_MARGIN_S)

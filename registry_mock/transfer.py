@@ -89,12 +89,14 @@ async def send_body(
 ) -> int:
     """Wait out the latency hold, prepare `response` and send `pieces`; return the body bytes written.
 
-    Whatever does not depend on the clock (blob path, a small unshaped body, the header block of a
-    PacedResponse) is done before the hold, so that only the write itself follows it."""
+    Whatever does not depend on the clock (blob path, a small body's bytes, the header block of a
+    PacedResponse) is done before the hold, so that only the write itself (and its pacing) follows it."""
     total = body_length(pieces)
     path = source.storage.blob_path(source.digest) if source is not None else None
     fast = not link.spec.shaped and not faults and total > 0
-    small = _small_body(pieces, source, path) if fast and total < SENDFILE_MIN_BYTES else None
+    small = _small_body(pieces, source, path) if 0 < total < SENDFILE_MIN_BYTES else None
+    if small is not None and not fast:  # read now: after the hold only the pacing and the writes remain
+        pieces, source, path, small = [small], None, None, None
     early = isinstance(response, PacedResponse)
     if early:
         await response.prepare(request)  # builds the header block; it goes out with the first write

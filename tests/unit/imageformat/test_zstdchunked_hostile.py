@@ -171,3 +171,20 @@ def test_toc_metadata_that_disagrees_with_the_tar_split_headers(change: dict) ->
     entries[k] = dataclasses.replace(entries[k], **change)
     with pytest.raises(TocError, match="disagrees"):
         load_tar_split(dataclasses.replace(toc, entries=tuple(entries)), ts)
+
+
+def test_chunk_decoding_holds_to_the_cap_for_one_frame_many_frames_and_broken_frames() -> None:
+    from imageformat.layer import _decode_zstd
+
+    c = zstandard.ZstdCompressor(level=3)
+    one, two = c.compress(b"a" * 100), c.compress(b"b" * 50)
+    assert _decode_zstd(one, 100) == b"a" * 100  # one frame with its size: the one-call path
+    assert _decode_zstd(one + two, 150) == b"a" * 100 + b"b" * 50  # more frames: all of them
+    assert _decode_zstd(one, 10) == b"a" * 11  # never more than the cap + 1, whatever the frame declares
+    assert _decode_zstd(one[:-3], 100) != b"a" * 100  # truncated: short (decode_chunk's length check)
+    unsized = zstandard.ZstdCompressor(write_content_size=False).compress(b"c" * (1 << 20))
+    assert len(_decode_zstd(unsized, 1000)) == 1001  # a frame without a declared size: still capped
+    checked = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(bytes(range(256)) * 4))
+    checked[-2] ^= 0xFF  # the frame's checksum no longer matches
+    with pytest.raises(ChunkDecodeError):
+        _decode_zstd(bytes(checked), 1024)
