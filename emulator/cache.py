@@ -21,6 +21,7 @@ from typing import Protocol
 
 TMP_SUFFIX = ".tmp"
 WRITER_IDLE_S = 1.0  # a TieredCache's disk writer thread ends after this long without work
+PENDING_MAX_BYTES = 64 << 20  # not yet on disk: beyond this a put waits for the writer
 
 
 class Cache(Protocol):
@@ -161,14 +162,16 @@ class TieredCache:
     A put is in memory (and readable) at once; its disk write is left to one writer thread, so a
     reader waiting for a fetched unit does not wait for a file to be written (~70 us per entry
     here). Until written an entry is served from the pending writes; `flush` (and interpreter exit)
-    waits for them. A failed disk write leaves no entry (the disk cache's temp file + rename) and is
-    counted in `disk_write_errors`; the entry stays in memory."""
+    waits for them, and a put waits while PENDING_MAX_BYTES are not yet on disk (backpressure). A
+    failed disk write leaves no entry (the disk cache's temp file + rename) and is counted in
+    `disk_write_errors`; the entry stays in memory."""
 
     def __init__(self, memory: MemoryCache, disk: DiskCache | None = None) -> None:
         self.memory = memory
         self.disk = disk
         self.disk_write_errors = 0
         self._pending: dict[str, bytes] = {}  # key -> data not yet on disk (newest put)
+        self._pending_bytes = 0
         self._changed = threading.Condition()  # guards _pending; notified when a write is done
         self._disk_lock = threading.Lock()  # one disk write or discard at a time
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -195,14 +198,18 @@ class TieredCache:
         if self.disk is None:
             return
         with self._changed:
-            queued = key in self._pending  # its queued write will take the newest data
-            self._pending[key] = data
             if self._writer is None or self._writer_pid != os.getpid():  # (none in a forked child)
                 # (the writer stops after WRITER_IDLE_S without work)
                 self._writer_pid = os.getpid()
                 self._writer = threading.Thread(target=self._write_pending, name="cache-writer", daemon=True)
                 self._writer.start()
                 atexit.register(self.flush)  # daemon threads still run during atexit
+            while self._pending and self._pending_bytes + len(data) > PENDING_MAX_BYTES:
+                self._changed.wait()  # backpressure: the disk is this far behind
+            old = self._pending.get(key)
+            queued = old is not None  # its queued write will take the newest data
+            self._pending[key] = data
+            self._pending_bytes += len(data) - (len(old) if old is not None else 0)
         if not queued:
             self._queue.put(key)
 
@@ -211,7 +218,7 @@ class TieredCache:
         if self.disk is not None:
             with self._disk_lock:  # after a write of this key in progress, never before it
                 with self._changed:
-                    self._pending.pop(key, None)
+                    self._pending_bytes -= len(self._pending.pop(key, b""))
                     self._changed.notify_all()
                 self.disk.discard(key)
 
@@ -245,6 +252,7 @@ class TieredCache:
                 with self._changed:
                     if self._pending.get(key) is data:
                         del self._pending[key]
+                        self._pending_bytes -= len(data)
                     elif key in self._pending:
                         self._queue.put(key)  # a newer put came while this one was written
                     self._changed.notify_all()

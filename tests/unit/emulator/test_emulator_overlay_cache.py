@@ -174,3 +174,42 @@ def test_tiered_cache_counts_a_failed_disk_write_and_keeps_the_entry_in_memory(t
     t.put("k", b"v")
     t.flush()
     assert t.disk_write_errors == 1 and t.get("k") == b"v"
+
+
+def test_tiered_cache_puts_wait_while_the_disk_is_too_far_behind(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import emulator.cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "PENDING_MAX_BYTES", 16)
+    gate, writing = threading.Event(), threading.Event()
+
+    class SlowDisk(DiskCache):
+        def put(self, key: str, data: bytes) -> None:
+            writing.set()
+            gate.wait()
+            super().put(key, data)
+
+    t = TieredCache(MemoryCache(1000), SlowDisk(tmp_path, 1000))
+    t.put("a", b"a" * 10)
+    writing.wait()  # the writer holds "a" until the gate opens
+    t.put("b", b"b" * 6)  # 16 bytes pending: still within the bound
+    waiting = threading.Event()
+    wait = t._changed.wait
+
+    def noting_wait(timeout: float | None = None) -> bool:
+        waiting.set()
+        return wait(timeout)
+
+    monkeypatch.setattr(t._changed, "wait", noting_wait)
+    third = threading.Thread(target=t.put, args=("c", b"c"), daemon=True)
+    third.start()
+    assert waiting.wait(timeout=30)  # the third put found the disk too far behind and waits for it
+    queued = set(t._pending)
+    gate.set()
+    third.join()
+    assert queued == {"a", "b"}  # "c" was not queued while the writer was behind
+    t.flush()
+    fresh = DiskCache(tmp_path, 1000)
+    assert (fresh.get("a"), fresh.get("b"), fresh.get("c")) == (b"a" * 10, b"b" * 6, b"c")
