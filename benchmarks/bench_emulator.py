@@ -13,7 +13,7 @@
    concurrent readahead fetches share it).
 3. Our `full` pull vs `podman pull` of the same gzip image from the same registry (Debian's
    docker-registry, image pushed by skopeo); ratio of medians (goal: <= 1, at least as fast).
-Run: .venv/bin/python benchmarks/bench_emulator.py [--quick]
+Run: .venv/bin/python benchmarks/bench_emulator.py [--quick] [--section N ...]
 """
 
 from __future__ import annotations
@@ -269,68 +269,85 @@ def full_vs_podman(tmp: Path, reps: int) -> tuple[list[float], list[float]] | No
     return ours, theirs
 
 
+def cold_reads(tmp: Path, reps_cold: int) -> None:
+    print("1. cold read of one small file (2.4 kB, one chunk) vs ideal = latency + bytes/bandwidth")
+    print("   (server = the registry's own time for the request; overhead = median - ideal)")
+    print(
+        f"   {'link':>10} {'rtt':>7} {'bytes':>6} {'median':>9} {'min':>9} {'ideal':>9} {'ratio':>6} "
+        f"{'min/ideal':>9} {'server':>9} {'overhead':>9}"
+    )
+    for idle_ms in (0, 10, 100):
+        n = reps_cold if idle_ms < 100 else reps_cold // 2
+        c = cold_small_read(tmp, 0, 0, n, idle_s=idle_ms / 1e3)
+        print(
+            f"   {'floor':>10} {0:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms "
+            f"{c.min_s * 1e3:>7.2f}ms {'':>33} {c.server_s * 1e3:>7.2f}ms"
+            + (f"   after {idle_ms} ms idle" if idle_ms else "")
+        )
+    ref = reference_floor(tmp, reps_cold)
+    if ref:
+        print(
+            f"   {'reference':>10} {0:>4} ms {2400:>6} {statistics.median(ref) * 1e3:>7.2f}ms "
+            f"{min(ref) * 1e3:>7.2f}ms   docker-registry + curl"
+        )
+    rows = [(bw, rtt) for bw in (10, 100, 1000) for rtt in (1, 10, 100)]
+    for bw_mbit, rtt_ms in rows:
+        n = reps_cold if rtt_ms < 100 else reps_cold // 2
+        c = cold_small_read(tmp, bw_mbit * MBIT, rtt_ms / 1e3, n)
+        link = f"{bw_mbit:>5} Mb/s"
+        print(
+            f"   {link} {rtt_ms:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms {c.min_s * 1e3:>7.2f}ms "
+            f"{c.ideal_s * 1e3:>7.2f}ms {c.ratio:>6.3f} {c.min_ratio:>9.3f} "
+            f"{c.server_s * 1e3:>7.2f}ms {(c.median_s - c.ideal_s) * 1e3:>7.2f}ms"
+        )
+
+
+def sequential_reads(tmp: Path, reps_seq: int) -> None:
+    print("2. sequential read of a 24 MiB file in 1 MiB reads vs the link rate (RTT 1 ms, one pipe)")
+    for bw_mbit in (100, 1000):
+        for gran in (Granularity.CHUNK, Granularity.BLOCK):
+            for name, ra in (("off", ReadaheadPolicy()), ("on", VIEW_READAHEAD)):
+                runs = sorted(sequential(tmp, bw_mbit * MBIT, 0.001, gran, ra) for _ in range(reps_seq))
+                dt, moved = runs[len(runs) // 2]
+                rate, best = moved / dt / MBIT, runs[0][1] / runs[0][0] / MBIT
+                print(
+                    f"   {bw_mbit:>5} Mb/s {gran.value:>5} readahead {name:>3}: {moved / 1e6:.1f} MB in "
+                    f"{dt:.3f} s = {rate:.0f} Mb/s ({rate / bw_mbit:.2f} of the link, "
+                    f"median of {len(runs)}; best {best / bw_mbit:.2f})"
+                )
+
+
+def full_pulls(tmp: Path, reps: int) -> None:
+    print("3. full pull (download + extract) vs podman pull, same image (48 MiB gzip), docker-registry")
+    res = full_vs_podman(tmp, min(reps, 3))
+    if res:
+        ours, theirs = res
+        mo, mt = statistics.median(ours), statistics.median(theirs)
+        print(
+            f"   ours {mo:.2f} s (runs {', '.join(f'{x:.2f}' for x in ours)}), podman {mt:.2f} s "
+            f"(runs {', '.join(f'{x:.2f}' for x in theirs)}); ratio ours/podman = {mo / mt:.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--section", type=int, choices=(1, 2, 3), action="append",
+                    help="run only this section (repeatable; default: all)")
     args = ap.parse_args()
+    sections = set(args.section or (1, 2, 3))
     reps = 1 if args.quick else 5
     reps_cold = 6 if args.quick else 20
     reps_seq = 1 if args.quick else 5
     with tempfile.TemporaryDirectory(prefix="bench-emulator-") as d:
         tmp = Path(d)
         build(tmp)
-        print("1. cold read of one small file (2.4 kB, one chunk) vs ideal = latency + bytes/bandwidth")
-        print("   (server = the registry's own time for the request; overhead = median - ideal)")
-        print(
-            f"   {'link':>10} {'rtt':>7} {'bytes':>6} {'median':>9} {'min':>9} {'ideal':>9} {'ratio':>6} "
-            f"{'min/ideal':>9} {'server':>9} {'overhead':>9}"
-        )
-        for idle_ms in (0, 10, 100):
-            n = reps_cold if idle_ms < 100 else reps_cold // 2
-            c = cold_small_read(tmp, 0, 0, n, idle_s=idle_ms / 1e3)
-            print(
-                f"   {'floor':>10} {0:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms "
-                f"{c.min_s * 1e3:>7.2f}ms {'':>33} {c.server_s * 1e3:>7.2f}ms"
-                + (f"   after {idle_ms} ms idle" if idle_ms else "")
-            )
-        ref = reference_floor(tmp, reps_cold)
-        if ref:
-            print(
-                f"   {'reference':>10} {0:>4} ms {2400:>6} {statistics.median(ref) * 1e3:>7.2f}ms "
-                f"{min(ref) * 1e3:>7.2f}ms   docker-registry + curl"
-            )
-        rows = [(bw, rtt) for bw in (10, 100, 1000) for rtt in (1, 10, 100)]
-        for bw_mbit, rtt_ms in rows:
-            n = reps_cold if rtt_ms < 100 else reps_cold // 2
-            c = cold_small_read(tmp, bw_mbit * MBIT, rtt_ms / 1e3, n)
-            link = f"{bw_mbit:>5} Mb/s"
-            print(
-                f"   {link} {rtt_ms:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms {c.min_s * 1e3:>7.2f}ms "
-                f"{c.ideal_s * 1e3:>7.2f}ms {c.ratio:>6.3f} {c.min_ratio:>9.3f} "
-                f"{c.server_s * 1e3:>7.2f}ms {(c.median_s - c.ideal_s) * 1e3:>7.2f}ms"
-            )
-        print("2. sequential read of a 24 MiB file in 1 MiB reads vs the link rate (RTT 1 ms, one pipe)")
-        for bw_mbit in (100, 1000):
-            for gran in (Granularity.CHUNK, Granularity.BLOCK):
-                for name, ra in (("off", ReadaheadPolicy()), ("on", VIEW_READAHEAD)):
-                    runs = sorted(sequential(tmp, bw_mbit * MBIT, 0.001, gran, ra) for _ in range(reps_seq))
-                    dt, moved = runs[len(runs) // 2]
-                    rate, best = moved / dt / MBIT, runs[0][1] / runs[0][0] / MBIT
-                    print(
-                        f"   {bw_mbit:>5} Mb/s {gran.value:>5} readahead {name:>3}: {moved / 1e6:.1f} MB in "
-                        f"{dt:.3f} s = {rate:.0f} Mb/s ({rate / bw_mbit:.2f} of the link, "
-                        f"median of {len(runs)}; best {best / bw_mbit:.2f})"
-                    )
-        print("3. full pull (download + extract) vs podman pull, same image (48 MiB gzip), docker-registry")
-        res = full_vs_podman(tmp, min(reps, 3))
-        if res:
-            ours, theirs = res
-            mo, mt = statistics.median(ours), statistics.median(theirs)
-            print(
-                f"   ours {mo:.2f} s (runs {', '.join(f'{x:.2f}' for x in ours)}), podman {mt:.2f} s "
-                f"(runs {', '.join(f'{x:.2f}' for x in theirs)}); ratio ours/podman = {mo / mt:.2f}"
-            )
-
+        if 1 in sections:
+            cold_reads(tmp, reps_cold)
+        if 2 in sections:
+            sequential_reads(tmp, reps_seq)
+        if 3 in sections:
+            full_pulls(tmp, reps)
 
 if __name__ == "__main__":
     main()
