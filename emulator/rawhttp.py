@@ -184,7 +184,9 @@ class _Conn(asyncio.BufferedProtocol):
             if not w.done():
                 w.set_result(None)
 
-    async def _wait(self, need: int) -> None:
+    async def wait_for(self, need: int) -> None:
+        """Until `need` bytes are buffered (0: a whole head) or the connection ended (the caller
+        checks which)."""
         while not self.ended:
             self._need = need
             if self._satisfied():
@@ -199,15 +201,11 @@ class _Conn(asyncio.BufferedProtocol):
         if self.error is not None and (self.expired or not self.buffer):
             raise self.error
 
-    async def wait_for(self, n: int) -> None:
-        """Until `n` bytes are buffered or the connection ended (the caller checks which)."""
-        await self._wait(n)
-
     async def read_head(self) -> bytes:
         """The response head (through the blank line); IncompleteReadError at EOF before it,
         LimitOverrunError when BUFFER_BYTES pass without one."""
         self._scanned = 0
-        await self._wait(0)
+        await self.wait_for(0)
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             if len(self.buffer) > BUFFER_BYTES:

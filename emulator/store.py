@@ -24,13 +24,13 @@ lock, the caches are thread-safe.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from emulator.cache import Cache
 from emulator.client import LayerDescriptor, ResolvedImage
@@ -49,6 +49,36 @@ from imageformat.toc import ChunkKind, Toc, TocEntry
 
 DECODE_IN_THREAD_BYTES = 256 << 10  # fetches that decode to at least this much decode off the loop
 MAX_CACHED_STATS = 200_000
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    """`memo[key] = value`, emptying the memo first when it holds MAX_CACHED_STATS entries."""
+    if len(memo) >= MAX_CACHED_STATS:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+class _Prioritized:
+    """`LazyStore.prioritized()`: counts prioritized tasks in flight, `idle` set when none is (a
+    plain class: every on-demand read enters it, and a generator context manager costs more)."""
+
+    __slots__ = ("_idle", "_in_flight")
+
+    def __init__(self, idle: asyncio.Event) -> None:
+        self._idle = idle
+        self._in_flight = 0
+
+    def __enter__(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self._in_flight -= 1
+        if self._in_flight == 0:
+            self._idle.set()
 
 
 class Granularity(StrEnum):
@@ -99,9 +129,9 @@ class LazyStore:
         self.node_counters = node_counters
         self.tree = MergedTree(self.tocs)
         self._inflight: dict[str, asyncio.Future[bytes]] = {}
-        self._on_demand = 0
         self.idle = asyncio.Event()  # set while no on-demand read or prefetch is in flight
         self.idle.set()
+        self._prioritized = _Prioritized(self.idle)
         self._counter_lock = threading.Lock()
         self._stats: dict[str, Stat] = {}  # path -> stat (the tree never changes)
         self._files: dict[str, tuple[str, int, TocEntry]] = {}  # path -> (canonical, layer, entry)
@@ -148,10 +178,7 @@ class LazyStore:
         try:
             st = self._stats.get(path)
             if st is None:  # a directory's stat counts its subdirectories: worth keeping
-                st = self.tree.stat(path)
-                if len(self._stats) >= MAX_CACHED_STATS:
-                    self._stats.clear()
-                self._stats[path] = st
+                st = _remember(self._stats, path, self.tree.stat(path))
             return st
         finally:
             self._op(0, time.thread_time() - t0)
@@ -204,24 +231,13 @@ class LazyStore:
         key = (canonical, wanted.start, wanted.stop)
         units = self._units.get(key)
         if units is None:
-            units = tuple(self.units_for(layer, entry, wanted))
-            if len(self._units) >= MAX_CACHED_STATS:
-                self._units.clear()
-            self._units[key] = units
+            units = _remember(self._units, key, tuple(self.units_for(layer, entry, wanted)))
         return units
 
-    @contextlib.contextmanager
-    def prioritized(self) -> Iterator[None]:
+    def prioritized(self) -> _Prioritized:
         """A prioritized task (an on-demand read, the prefetch) is in flight: background fetch
         waits until none is (stargz-store's task manager, formats spec §4.4)."""
-        self._on_demand += 1
-        self.idle.clear()
-        try:
-            yield
-        finally:
-            self._on_demand -= 1
-            if self._on_demand == 0:
-                self.idle.set()
+        return self._prioritized
 
     # -- reads --------------------------------------------------------------------------------
     def _plan_read(self, path: str, offset: int, length: int) -> tuple[str, int, TocEntry, ByteRange | None]:
@@ -229,10 +245,7 @@ class LazyStore:
         found = self._files.get(path)
         if found is None:  # resolving walks the path: worth keeping (the tree never changes)
             canonical = self.tree.resolve(path)
-            layer, entry = self.tree.regular(canonical)
-            if len(self._files) >= MAX_CACHED_STATS:
-                self._files.clear()
-            found = self._files[path] = (canonical, layer, entry)
+            found = _remember(self._files, path, (canonical, *self.tree.regular(canonical)))
         canonical, layer, entry = found
         end = min(entry.size, offset + max(0, length))
         return canonical, layer, entry, (ByteRange(offset, end) if offset < end else None)
@@ -249,14 +262,8 @@ class LazyStore:
         if self.readahead is not None:
             self.readahead.on_read(canonical, layer, entry, offset, end)
         cpu_s = time.thread_time() - cpu0
-        self._on_demand += 1  # `prioritized()` inlined: a generator context manager per read costs
-        self.idle.clear()
-        try:
+        with self._prioritized:
             contents = await self.load(units, Purpose.ON_DEMAND)
-        finally:
-            self._on_demand -= 1
-            if self._on_demand == 0:
-                self.idle.set()
         cpu1 = time.thread_time()
         out = assemble(units, contents, wanted)
         latency_s = time.perf_counter() - start
