@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experiments.framework import RunData, Table
-from experiments.stats import welch_p
+from experiments.stats import mean_ci, welch_p
 from experiments.tables import estimate, factor_value, group_runs, reduce_run
 
 METRICS = ("pull_s", "create_s", "time_to_ready_s", "bytes_fetched")
@@ -116,13 +116,12 @@ def ranking_agreement(runs: Sequence[RunData], *, by: Sequence[str], mode_key: s
     (with a single measured seed per mode the means alone decide)."""
     out = []
     for point, engines in _split(runs, by, engine_key).items():
-        means: dict[str, dict[str, float]] = {}
-        values: dict[str, list[float]] = {}
-        for engine in (predicted, measured):
-            by_mode = group_runs(engines.get(engine, []), (mode_key,))
-            means[engine] = {str(k[0]): estimate(g, metric).mean for k, g in by_mode.items()}
-            if engine == measured:
-                values = {str(k[0]): [reduce_run(r, metric) for r in g] for k, g in by_mode.items()}
+        per_run = {engine: {str(k[0]): [reduce_run(r, metric) for r in g]
+                            for k, g in group_runs(engines.get(engine, []), (mode_key,)).items()}
+                   for engine in (predicted, measured)}
+        means = {engine: {mode: mean_ci(v).mean for mode, v in by_mode.items()}
+                 for engine, by_mode in per_run.items()}
+        values = per_run[measured]
         modes = sorted(set(means[predicted]) & set(means[measured]))
         bad, unresolved = [], []
         for a, b in itertools.combinations(modes, 2):
@@ -139,11 +138,6 @@ def ranking_agreement(runs: Sequence[RunData], *, by: Sequence[str], mode_key: s
                            predicted=tuple(sorted(modes, key=lambda m: means[predicted][m])),
                            measured=tuple(sorted(modes, key=lambda m: means[measured][m]))))
     return out
-
-
-def _mean(xs: Sequence[float]) -> float:
-    finite = [x for x in xs if math.isfinite(x)]
-    return math.fsum(finite) / len(finite) if finite else math.nan
 
 
 def _rel_diff(a: float, b: float) -> float:
@@ -183,7 +177,7 @@ def order_signs(runs: Sequence[RunData], *, along: str, modes: tuple[str, str], 
                    for k, g in group_runs(group, (mode_key,)).items()}
         if modes[0] in by_mode and modes[1] in by_mode:
             a, b = by_mode[modes[0]], by_mode[modes[1]]
-            d = _mean(a) - _mean(b)
+            d = mean_ci(a).mean - mean_ci(b).mean
             out.append((float(x), None if welch_p(a, b) >= alpha else (d > 0) - (d < 0)))
     return out
 

@@ -55,6 +55,7 @@ from experiments.compare import (
 )
 from experiments.engines import engine_effective, run_engine
 from experiments.framework import Calibration, Experiment, Plot, RunData, RunOutput, Table
+from experiments.stats import mean_ci
 from experiments.tables import group_runs
 
 TRACES_DIR = Path(__file__).resolve().parent / "traces"
@@ -210,8 +211,8 @@ def _crossover_table(runs: Sequence[RunData]) -> Table:
 
 def _node_cpu(run: RunData, column: str) -> float:
     """Mean CPU seconds per node of one run (NaN when the run did not record it)."""
-    values = [float(row[column]) for row in run.tables.get("node_cpu", ()) if row.get(column, "") != ""]
-    return math.fsum(values) / len(values) if values else math.nan
+    rows = run.tables.get("node_cpu", ())
+    return mean_ci([float(row[column]) for row in rows if row.get(column, "") != ""]).mean
 
 
 def _cpu_table(runs: Sequence[RunData]) -> Table:
@@ -222,7 +223,7 @@ def _cpu_table(runs: Sequence[RunData]) -> Table:
         engines = {str(k[0]): g for k, g in group_runs(group, ("engine",)).items()}
         p = [_node_cpu(r, "compute_s") for r in engines.get("sim", [])]
         m = [_node_cpu(r, "cpu_s") for r in engines.get("emulator", [])]
-        pred, meas = _mean_finite(p), _mean_finite(m)
+        pred, meas = mean_ci(p).mean, mean_ci(m).mean
         if not (math.isnan(pred) or math.isnan(meas)):
             rows.append((*point, pred, meas, pred / meas - 1 if meas > 0 else math.nan))
     return _labelled(Table(
@@ -232,11 +233,6 @@ def _cpu_table(runs: Sequence[RunData]) -> Table:
              "extract, verify, TOC parsing, request overheads, trace operations). Measured: the node "
              "process's CPU time from the origin to its last pod (all of its Python). Means across nodes "
              "and seeds."), POINT)
-
-
-def _mean_finite(xs: Sequence[float]) -> float:
-    finite = [x for x in xs if math.isfinite(x)]
-    return math.fsum(finite) / len(finite) if finite else math.nan
 
 
 def _errors(runs: Sequence[RunData]) -> list[PointError]:
