@@ -5,14 +5,15 @@ Each run: one node, two pods of the same image; the first (t = 0) pulls the imag
 node (lazy: its reads plus the background fetch of the whole blob), the second (t = 300 s)
 replays the same I/O on the warm node. The second pod's run phase is pure read cost: full pulls
 read the local rootfs (`local_op_s + bytes / local_read_bytes_per_s` per operation), lazy ones go
-through FUSE (`fuse_op_s + bytes x fuse_byte_s`, the calibrated costs of this machine).
+through FUSE, which adds `fuse_op_s + bytes x fuse_byte_s` to each (the calibrated extra of this
+machine's FUSE over an in-process read of the same bytes).
 
 FUSE passthrough (Linux >= 6.9, stargz-snapshotter's `passthrough`): the kernel reads the cached
 file directly once the FUSE daemon opened it. Modelled as: metadata operations (open, stat,
 readlink...) still cost one FUSE operation, reads cost what a local read costs — no per-read FUSE
 operation, no per-byte copy through the daemon. The simulator has no passthrough switch (yet), so
-`study.passthrough = true` runs the lazy simulation and replaces, for the warm pod, each read's
-FUSE cost by the local cost, computed from the same compiled trace the simulator replays: exact
+`study.passthrough = true` runs the lazy simulation and takes, for the warm pod, each read's FUSE
+extra off, computed from the same compiled trace the simulator replays: exact
 under the model for a warm cache (its run phase is think time + per-operation costs, no fetches,
 no decode). Approximation: real passthrough needs the whole file in the cache at open (stargz-store
 fetches it then); here the cache is warm, so that cost does not arise.
@@ -131,9 +132,8 @@ def passthrough_saving_s(
         for step in compiled.steps:
             if step.layer >= 0 and image.layers[step.layer].lazy:
                 reads += 1
-                fuse = params.fuse_op_s + step.length * params.fuse_byte_s
-                local = params.local_op_s + step.length / params.local_read_bytes_per_s
-                saved += fuse - local
+                fuse = params.fuse_op_s + step.length * params.fuse_byte_s  # on top of the local read
+                saved += fuse
                 fuse_reads_s += fuse
     return saved, fuse_reads_s, reads
 

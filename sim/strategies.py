@@ -249,8 +249,8 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
         pending += step.think_s
         if not ctx.coalesce and (pending > 0 or pending_cpu > 0):
             yield from settle()
-        if step.layer < 0:
-            cost(p.fuse_op_s)
+        if step.layer < 0:  # metadata: what a local operation costs plus one FUSE round trip
+            cost(p.local_op_s + p.fuse_op_s)
             fuse_cpu += p.fuse_op_s
             pod.fuse_ops += 1
             continue
@@ -280,10 +280,11 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
             if state[u] == FETCHED:
                 state[u] = DECODED
                 decode += st.units.lengths[u] * st.layer.expansion / ctx.decode_rate(st.layer)
-        op_cost = p.fuse_op_s + step.length * p.fuse_byte_s
-        fuse_cpu += op_cost
+        # the calibrated FUSE costs are the extra over an in-process read of the same bytes
+        fuse_cost = p.fuse_op_s + step.length * p.fuse_byte_s
+        fuse_cpu += fuse_cost
         node.cpu_s += decode
-        cost(op_cost + decode)
+        cost(p.local_op_s + step.length / p.local_read_bytes_per_s + fuse_cost + decode)
         pod.fuse_ops += 1
     pod.fuse_cpu_s += fuse_cpu
     node.fuse_cpu_s += fuse_cpu

@@ -27,6 +27,7 @@ ZERO_PARAMS = CalibratedParams(
     fuse_op_s=0.0,
     fuse_byte_s=0.0,
     local_op_s=0.0,
+    local_read_bytes_per_s=1e30,  # (must be finite) bytes / 1e30 vanishes beside any time here
     create_s=0.0,
 )
 

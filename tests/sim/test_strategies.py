@@ -422,10 +422,47 @@ def test_exact_timeline_of_one_lazy_start() -> None:
     resolved = (rtt + 2000 / bw) + (rtt + 6000 / bw)
     pulled = resolved + rtt + layer.toc_bytes / bw
     nbytes = sum(layer.units("block", 50_000).lengths[u] for u in step.units)
-    ready = (
-        pulled + think + rtt + nbytes / bw + nbytes * layer.expansion / ZERO_PARAMS.zstd_decode_bytes_per_s
-    )
+    decode = nbytes * layer.expansion / ZERO_PARAMS.zstd_decode_bytes_per_s
+    ready = pulled + think + rtt + nbytes / bw + decode + size / ZERO_PARAMS.local_read_bytes_per_s
     assert (pod.resolved_s, pod.pulled_s, pod.created_s, pod.ready_s) == pytest.approx(
         (resolved, pulled, pulled, ready), rel=1e-12
     )
     assert (pod.requests, pod.bytes_on_demand, pod.cache_misses, pod.cache_hits) == (4, nbytes, 1, 0)
+
+
+def test_an_operation_through_fuse_costs_the_local_operation_plus_the_fuse_extra() -> None:
+    """Calibration fits fuse_op_s/fuse_byte_s as what FUSE adds to an in-process read of the same
+    bytes, so a lazy read costs the local read plus that extra (and a stat, a local op plus one
+    FUSE op); fuse_cpu_s counts the extra alone."""
+    from sim.scenarios import build_world
+    from sim.workload import compile_trace
+    from startup.trace import Op, Trace, TraceOp
+
+    params = dataclasses.replace(
+        ZERO_PARAMS, local_op_s=0.001, local_read_bytes_per_s=1e6, fuse_op_s=0.004, fuse_byte_s=2e-8
+    )
+    s = small_scenario(PullMode.LAZY, reads=0, layers=1)
+    image = build_images(s)["img"]
+    path, size = image.regular_files()[5]
+
+    def ready_after_pull(ops: list[TraceOp]) -> tuple[float, float]:
+        world = build_world(dataclasses.replace(s, workload=EmptyWorkload()), params)
+        images = world.ctx.images
+        world.ctx.traces["img"] = compile_trace(Trace.of(ops), images["img"], params, "block", 50_000)
+        world.env.run()
+        ((_, pod),) = world.pods
+        return pod.ready_s - pod.pulled_s, pod.fuse_cpu_s
+
+    read = TraceOp(op=Op.READ, path=path, offset=0, length=size)
+    stat = TraceOp(op=Op.STAT, path=path)
+    base, base_fuse = ready_after_pull([read])
+    with_stat, stat_fuse = ready_after_pull([read, stat])
+    assert with_stat - base == pytest.approx(0.001 + 0.004, rel=1e-9)
+    assert (base_fuse, stat_fuse - base_fuse) == pytest.approx((0.004 + size * 2e-8, 0.004), rel=1e-9)
+    # the read itself: fetch + decode (as in the exact timeline above) + local + FUSE costs
+    images = build_world(s, params).ctx.images
+    (step,) = compile_trace(Trace.of([read]), images["img"], params, "block", 50_000).steps
+    layer = images["img"].layers[0]
+    nbytes = sum(layer.units("block", 50_000).lengths[u] for u in step.units)
+    fetch = 0.01 + nbytes / 10e6 + nbytes * layer.expansion / params.zstd_decode_bytes_per_s
+    assert base == pytest.approx(fetch + 0.001 + size / 1e6 + 0.004 + size * 2e-8, rel=1e-9)
