@@ -210,16 +210,17 @@ async def _run_lazy(
         p.created_s = clock()
     else:
         p.created_s = clock()
-        node.spawn(_quiet(prefetch(store, spec.pull.prefetch, spec.trace)))
+        node.spawn(_quiet(lambda: prefetch(store, spec.pull.prefetch, spec.trace)))
     if bg is not None and not bg._tasks:
         bg.start()
     p.replay = await replay_async(store, spec.trace)
 
 
-async def _quiet(coro: Coroutine[Any, Any, Any]) -> None:
-    """A lazy-mode prefetch runs beside the container: its failure only means reads fetch on demand."""
+async def _quiet(make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+    """A lazy-mode prefetch runs beside the container: its failure only means reads fetch on demand.
+    (`make` is called here, so a task cancelled before it ran leaves no never-awaited coroutine.)"""
     with contextlib.suppress(EmulatorError, FormatError, OSError):
-        await coro
+        await make()
 
 
 # -- full ---------------------------------------------------------------------------------------
