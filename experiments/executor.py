@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import random
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -167,6 +168,13 @@ class SweepSummary:
         return len(self.keys)
 
 
+def execution_order(name: str, tasks: Sequence[RunTask]) -> list[RunTask]:
+    """`tasks` in a random order that depends only on `name` and the tasks' keys (reproducible)."""
+    ordered = sorted(tasks, key=lambda t: t.key)
+    random.Random(f"run-order:{name}").shuffle(ordered)
+    return ordered
+
+
 def run_sweep(
     experiment: Experiment,
     *,
@@ -184,6 +192,8 @@ def run_sweep(
     version = code_version or compute_code_version(experiment.code_packages, extra=(experiment.run,))
     tasks = experiment.plan(cal, version)
     pending = [t for t in tasks if not cache.is_cached(experiment.name, t.key, accept_failed=accept_failed)]
+    if experiment.shuffle_runs:
+        pending = execution_order(experiment.name, pending)
     ran = failed = 0
     first_error = ""
     with _progress(progress, experiment.name, len(tasks), len(tasks) - len(pending)) as advance:

@@ -223,6 +223,11 @@ class Experiment:
       the plan; for side effects such as writing the calibration params file; returns a message.
     - `max_parallel`: at most this many runs at once on any backend (1 for wall-clock
       measurements, which concurrent runs would distort); None = as many as workers.
+    - `shuffle_runs`: execute the pending runs in a random order (fixed per experiment name), not
+      plan order — for wall-clock measurements on a host whose speed drifts over minutes: in plan
+      order a point's seeds (and a mode's points) run back to back, so a slow phase of the host
+      biases them together and looks like a real difference; shuffled, it spreads over the plan
+      as noise that the seeds' spread shows.
     - `uses_calibration`: False keys runs on "none" instead of the calibration digest.
     - `quick_*`: the `--quick` variant (fewer levels/seeds, smaller base via dotted overrides).
     - `code_packages`: packages whose sources define `code_version` (see experiments/codeversion.py).
@@ -239,6 +244,7 @@ class Experiment:
     effective: Callable[[Config], Config] = _identity
     after: Callable[[Sequence[RunData]], str] | None = None
     max_parallel: int | None = None
+    shuffle_runs: bool = False
     description: str = ""
     uses_calibration: bool = True
     quick_factors: Mapping[str, Sequence[Any]] | None = None

@@ -333,6 +333,7 @@ EXPERIMENT = Experiment(
     # host); errors and rankings compare means
     replications=3, tabulate=tabulate, plot=plot,
     max_parallel=1,  # emulator runs are wall-clock measurements: never two at once
+    shuffle_runs=True,  # ... and the host's speed drifts: a slow spell must not hit one point's seeds
     quick_factors={"engine": ["sim", "emulator"], "mode": ["full", "lazy"],
                    "cluster.link_bandwidth_bytes_per_s": [12.5e6], "cluster.rtt_s": [0.001],
                    "cluster.nodes": [1]},

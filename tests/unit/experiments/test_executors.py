@@ -65,3 +65,28 @@ def test_max_in_flight_one_runs_in_this_process():
     assert choose_backend(workers=1) is inline_backend
     with pytest.raises(ValueError, match="max_in_flight"):
         choose_backend(max_in_flight=0)
+
+
+def test_shuffled_runs_execute_in_a_reproducible_random_order_with_the_same_results(tmp_path):
+    import dataclasses
+
+    def recording(order):
+        def backend(tasks):
+            order.extend(t.key for t in tasks)
+            yield from inline_backend(tasks)
+        return backend
+
+    shuffled = dataclasses.replace(EXP, factors={"mode": ["full", "lazy"], "fail": [False]}, replications=6)
+    plain = dataclasses.replace(shuffled, shuffle_runs=False)
+    shuffled = dataclasses.replace(shuffled, shuffle_runs=True)
+    orders: list[list[str]] = [[], [], []]
+    runs = [
+        run_sweep(exp, results_dir=tmp_path / str(i), calibration=CAL, backend=recording(orders[i]),
+                  code_version="v", progress=False)
+        for i, exp in enumerate((plain, shuffled, shuffled))
+    ]
+    assert orders[0] == list(runs[0].keys)  # plan order: a point's seeds back to back
+    assert orders[1] == orders[2] != orders[0]  # shuffled, the same way each time
+    assert sorted(orders[1]) == sorted(orders[0])
+    assert all(r.keys == runs[0].keys for r in runs)  # the plan (and the report's order) is unchanged
+    assert snapshot(tmp_path / "0", runs[0].keys) == snapshot(tmp_path / "1", runs[1].keys)
