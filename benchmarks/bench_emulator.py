@@ -8,6 +8,10 @@
    the same after the client sat idle as long as a 10/100 ms RTT keeps it (this host answers slower
    after idling: that much of the overhead at that RTT is the host's), the reference row Debian's
    docker-registry (Go) answering curl's Range GETs of the same size on one keep-alive connection.
+   Each row also times the same Range GET from a minimal blocking-socket client ("bare": what the
+   link, the registry and the host cost without the lazy store), and the host rows time a tiny
+   request/answer between two Python processes over loopback TCP after 0-100 ms idle (the least
+   any exchange costs here, against the 0.1 ms that 10% of a 1 ms RTT allows).
 2. Sequential read of a large file (1 MiB reads, chunk and 50 kB-block granularity) vs the link
    rate, readahead off and on (the link is one pipe: per-connection and egress rate equal, so
    concurrent readahead fetches share it).
@@ -26,6 +30,7 @@ import hashlib
 import json
 import math
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -113,6 +118,11 @@ class ColdRead:
     ideal_s: float
     server_s: float  # the registry's own median time for the request (access log)
     nbytes: int
+    bare_s: float  # median of the same Range GET by a minimal blocking-socket client, same link
+
+    @property
+    def bare_ratio(self) -> float:
+        return self.bare_s / self.ideal_s if self.ideal_s else math.inf
 
     @property
     def ratio(self) -> float:
@@ -150,9 +160,75 @@ def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int, *, idle_s: floa
         times, nbytes = preciseloop.run(run())
         time.sleep(0.1)  # the access-log line of the last response
         records = [json.loads(line) for line in log.read_text().splitlines()]
-        server = [r["duration_s"] for r in records if r.get("range") and r["bytes_sent"] == nbytes][-reps:]
+        reads = [r for r in records if r.get("range") and r["bytes_sent"] == nbytes]
+        server = [r["duration_s"] for r in reads][-reps:]
+        bare = bare_gets(address, reads[-1]["path"], reads[-1]["range"], reps, idle_s=idle_s)
     ideal = rtt + (nbytes / bw if bw else 0.0)
-    return ColdRead(statistics.median(times), min(times), ideal, statistics.median(server), nbytes)
+    median = statistics.median
+    return ColdRead(median(times), min(times), ideal, median(server), nbytes, median(bare))
+
+
+def bare_gets(address: str, path: str, byte_range: str, reps: int, *, idle_s: float = 0.0) -> list[float]:
+    """Seconds per `GET path` with `Range: byte_range` from a minimal client: one keep-alive socket,
+    the request prebuilt, a blocking read of head and Content-Length body — what the link, the
+    registry and this host cost for the exchange, without the lazy store around it."""
+    host, port = address.rsplit(":", 1)
+    request = f"GET {path} HTTP/1.1\r\nHost: {address}\r\nRange: {byte_range}\r\n\r\n".encode()
+    times = []
+    with socket.create_connection((host, int(port))) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(reps + 1):  # the first one warms up
+            if idle_s:
+                time.sleep(idle_s)
+            t0 = time.perf_counter()
+            sock.sendall(request)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += sock.recv(65536)
+            head, body = buf.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 206"), head[:40]
+            length = next(int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:])
+                          if k.strip().lower() == b"content-length")
+            while len(body) < length:
+                body += sock.recv(65536)
+            times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
+_ECHO = """
+import socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+while data := conn.recv(256):
+    conn.sendall(b"x" * 33)
+"""
+
+
+def host_round_trips(idle_s: float, reps: int) -> list[float]:
+    """Seconds per 3-byte request / 33-byte answer between two Python processes over loopback TCP,
+    after `idle_s` of idling: the least any request/response exchange costs on this host."""
+    proc = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        times = []
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(reps + 1):
+                if idle_s:
+                    time.sleep(idle_s)
+                t0 = time.perf_counter()
+                sock.sendall(b"GET")
+                got = 0
+                while got < 33:
+                    got += len(sock.recv(256))
+                times.append(time.perf_counter() - t0)
+        return times[1:]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def sequential(
@@ -271,17 +347,27 @@ def full_vs_podman(tmp: Path, reps: int) -> tuple[list[float], list[float]] | No
 
 def cold_reads(tmp: Path, reps_cold: int) -> None:
     print("1. cold read of one small file (2.4 kB, one chunk) vs ideal = latency + bytes/bandwidth")
-    print("   (server = the registry's own time for the request; overhead = median - ideal)")
+    print("   (server = the registry's own time for the request; overhead = median - ideal;")
+    print("    bare = the same Range GET from a minimal blocking-socket client on the same link:")
+    print("    what link + registry + host cost without the lazy store; store adds = median - bare)")
+    print("   host: one tiny request/answer between two Python processes over loopback TCP")
+    for idle_ms in (0, 1, 10, 100):
+        ts = host_round_trips(idle_ms / 1e3, reps_cold if idle_ms < 100 else reps_cold // 2)
+        print(
+            f"   {'host':>10} {0:>4} ms {33:>6} {statistics.median(ts) * 1e3:>7.3f}ms "
+            f"{min(ts) * 1e3:>7.3f}ms" + (f"   after {idle_ms} ms idle" if idle_ms else "   back to back")
+        )
     print(
         f"   {'link':>10} {'rtt':>7} {'bytes':>6} {'median':>9} {'min':>9} {'ideal':>9} {'ratio':>6} "
-        f"{'min/ideal':>9} {'server':>9} {'overhead':>9}"
+        f"{'min/ideal':>9} {'server':>9} {'overhead':>9} {'bare':>9} {'bare/ideal':>10} {'store adds':>10}"
     )
     for idle_ms in (0, 10, 100):
         n = reps_cold if idle_ms < 100 else reps_cold // 2
         c = cold_small_read(tmp, 0, 0, n, idle_s=idle_ms / 1e3)
         print(
             f"   {'floor':>10} {0:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms "
-            f"{c.min_s * 1e3:>7.2f}ms {'':>33} {c.server_s * 1e3:>7.2f}ms"
+            f"{c.min_s * 1e3:>7.2f}ms {'':>33} {c.server_s * 1e3:>7.2f}ms {'':>9} "
+            f"{c.bare_s * 1e3:>7.2f}ms {'':>10} {(c.median_s - c.bare_s) * 1e3:>8.2f}ms"
             + (f"   after {idle_ms} ms idle" if idle_ms else "")
         )
     ref = reference_floor(tmp, reps_cold)
@@ -298,7 +384,8 @@ def cold_reads(tmp: Path, reps_cold: int) -> None:
         print(
             f"   {link} {rtt_ms:>4} ms {c.nbytes:>6} {c.median_s * 1e3:>7.2f}ms {c.min_s * 1e3:>7.2f}ms "
             f"{c.ideal_s * 1e3:>7.2f}ms {c.ratio:>6.3f} {c.min_ratio:>9.3f} "
-            f"{c.server_s * 1e3:>7.2f}ms {(c.median_s - c.ideal_s) * 1e3:>7.2f}ms"
+            f"{c.server_s * 1e3:>7.2f}ms {(c.median_s - c.ideal_s) * 1e3:>7.2f}ms "
+            f"{c.bare_s * 1e3:>7.2f}ms {c.bare_ratio:>10.3f} {(c.median_s - c.bare_s) * 1e3:>8.2f}ms"
         )
 
 
