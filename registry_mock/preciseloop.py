@@ -23,7 +23,10 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-WARM_MARGIN_S = 0.001  # the last stretch of a wait is done by select() from an already-awake CPU
+# the last stretch of a wait is done by select() from an already-awake CPU; short, because the wake
+# from that stretch costs more the longer it is (29 us after 0.1 ms idle, 149 us after 1 ms, measured
+# here; see emulator/rawhttp.py), and long enough to absorb the first stage's late wake-up
+WARM_MARGIN_S = 0.0003
 _PR_SET_TIMERSLACK = 29
 
 
