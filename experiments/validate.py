@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from experiments.calibration import FittedParams
@@ -55,8 +56,9 @@ from experiments.compare import (
 )
 from experiments.engines import engine_effective, run_engine
 from experiments.framework import Calibration, Experiment, Plot, RunData, RunOutput, Table
+from experiments.hostprobe import host_probe_s
 from experiments.stats import mean_ci
-from experiments.tables import group_runs
+from experiments.tables import estimate, group_runs
 
 TRACES_DIR = Path(__file__).resolve().parent / "traces"
 IMAGE_PREFIX = "realimage:"
@@ -147,8 +149,12 @@ def _image_stats(config: dict[str, Any]) -> tuple[int, int] | None:
 
 
 def run(config: dict[str, Any], seed: int, calibration: Calibration) -> RunOutput:
-    cal = for_scenario(calibration, config) if config.get("engine", "sim") == "sim" else calibration
-    return run_engine(resolve_references(config), seed, cal)
+    if config.get("engine", "sim") == "sim":
+        return run_engine(resolve_references(config), seed, for_scenario(calibration, config))
+    before = host_probe_s()  # how fast the host is around this measurement (see _host_table)
+    out = run_engine(resolve_references(config), seed, calibration)
+    probe = {"before_s": before, "after_s": host_probe_s()}
+    return dataclasses.replace(out, tables={**out.tables, "host_probe": [probe]})
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -235,6 +241,52 @@ def _cpu_table(runs: Sequence[RunData]) -> Table:
              "and seeds."), POINT)
 
 
+def _probe_s(run: RunData) -> float:
+    rows = run.tables.get("host_probe", ())
+    return (float(rows[0]["before_s"]) + float(rows[0]["after_s"])) / 2 if rows else math.nan
+
+
+def _host_table(runs: Sequence[RunData]) -> Table | None:
+    """The host's speed around each emulated run (experiments/hostprobe.py), and whether the runs
+    on the slower half of it measured longer against the prediction than those on the faster half."""
+    emulated = [(r, _probe_s(r)) for r in runs if r.config.get("engine") == "emulator"]
+    emulated = [(r, p) for r, p in emulated if not math.isnan(p)]
+    if len(emulated) < 4:
+        return None
+    predicted = {point: estimate(group, "time_to_ready_s").mean
+                 for point, group in group_runs([r for r in runs if r.config.get("engine") == "sim"],
+                                                POINT).items()}
+    ratios = []  # (probe, measured / predicted) per emulated run
+    for r, probe in emulated:
+        want = predicted.get(tuple(r.factors.get(k) for k in POINT), math.nan)
+        got = estimate([r], "time_to_ready_s").mean
+        if want > 0 and not math.isnan(got):
+            ratios.append((probe, got / want))
+    ratios.sort()
+    probes = [p for p, _ in ratios] or [p for _, p in emulated]
+    rows: list[tuple[str, str]] = [
+        ("emulated runs probed", str(len(emulated))),
+        ("probe: fastest / median / slowest (ms)",
+         f"{min(probes) * 1e3:.2f} / {sorted(probes)[len(probes) // 2] * 1e3:.2f} / {max(probes) * 1e3:.2f}"),
+    ]
+    if len(ratios) >= 4:
+        half = len(ratios) // 2
+        fast = sum(q for _, q in ratios[:half]) / half
+        slow = sum(q for _, q in ratios[half:]) / (len(ratios) - half)
+        corr = float(np.corrcoef([p for p, _ in ratios], [q for _, q in ratios])[0, 1])
+        rows += [
+            ("measured / predicted ready, runs on the faster / slower half of the host",
+             f"{fast:.3f} / {slow:.3f}"),
+            ("correlation of probe time with measured / predicted", f"{corr:+.2f}"),
+        ]
+    return Table(
+        title="Host speed during the emulated runs", columns=("", "value"), rows=tuple(rows),
+        note="Probe: the fastest of 3 zstd decodes + sha256 of a fixed 4 MiB (the CPU work of a pull), "
+             "before and after each emulated run, averaged; a larger time is a slower host. The runs execute "
+             "in a random order, so a slow spell falls on points at random; the last two rows say how much "
+             "of the measured-vs-predicted spread goes with the host's speed.")
+
+
 def _errors(runs: Sequence[RunData]) -> list[PointError]:
     """Point errors of the issue's metrics plus `bytes_foreground`; `create_s` only where there is
     a create phase to predict (lazy-prefetch: the prefetch; elsewhere both engines have ~0)."""
@@ -288,6 +340,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
         _labelled(ranking_table(ranking_agreement(runs, by=SCENARIO_KEYS), by=SCENARIO_KEYS), SCENARIO_KEYS),
         _crossover_table(runs),
         _cpu_table(runs),
+        *([host] if (host := _host_table(runs)) is not None else []),
         _labelled(error_table(errors, by=POINT, title="Prediction error at every point"), POINT),
     ]
 

@@ -41,6 +41,11 @@ def test_validate_quick_runs_both_engines_caches_and_reports(image_cache: Path, 
         assert [(r.node, r.pod, r.image) for r in sim] == [(r.node, r.pod, r.image) for r in emu]
         assert all(r.ok for r in (*sim, *emu))
         assert emu[0].engine == "emulator" and sim[0].engine == "sim"
+    # every emulated run carries the host's speed around it (the sim's runs do not need it)
+    for (engine, _), r in by.items():
+        probes = r.tables.get("host_probe", ())
+        assert (len(probes) == 1) == (engine == "emulator")
+        assert all(0 < float(p[k]) < 5 for p in probes for k in ("before_s", "after_s"))
     # a full pull moves manifest, config and the blob: the same bytes in both engines
     assert by[("sim", "full")].records[0].bytes_fetched == by[("emulator", "full")].records[0].bytes_fetched
     # lazy: the TOC identical, the rest what the trace and background fetch moved (same image)
