@@ -255,8 +255,9 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
             pod.fuse_ops += 1
             continue
         st = states[step.layer]
+        local_s = p.local_op_s + step.length / p.local_read_bytes_per_s  # the read from a local rootfs
         if st is None:
-            cost(p.local_op_s + step.length / p.local_read_bytes_per_s)
+            cost(local_s)
             continue
         state = st.state
         # only reads of units already decoded are coalesced; anything else (a fetch, a wait, a
@@ -284,7 +285,7 @@ def run_trace(ctx: SimContext, node: SimNode, pod: PodState, image: SimImage, ep
         fuse_cost = p.fuse_op_s + step.length * p.fuse_byte_s
         fuse_cpu += fuse_cost
         node.cpu_s += decode
-        cost(p.local_op_s + step.length / p.local_read_bytes_per_s + fuse_cost + decode)
+        cost(local_s + fuse_cost + decode)
         pod.fuse_ops += 1
     pod.fuse_cpu_s += fuse_cpu
     node.fuse_cpu_s += fuse_cpu
