@@ -246,16 +246,15 @@ def _probe_s(run: RunData) -> float:
     return (float(rows[0]["before_s"]) + float(rows[0]["after_s"])) / 2 if rows else math.nan
 
 
-def _host_table(runs: Sequence[RunData]) -> Table | None:
+def _host_table(runs: Sequence[RunData], errors: Sequence[PointError]) -> Table | None:
     """The host's speed around each emulated run (experiments/hostprobe.py), and whether the runs
-    on the slower half of it measured longer against the prediction than those on the faster half."""
+    on the slower half of it measured longer against the prediction (`errors`: `_errors(runs)`)
+    than those on the faster half."""
     emulated = [(r, _probe_s(r)) for r in runs if r.config.get("engine") == "emulator"]
     emulated = [(r, p) for r, p in emulated if not math.isnan(p)]
     if len(emulated) < 4:
         return None
-    predicted = {point: estimate(group, "time_to_ready_s").mean
-                 for point, group in group_runs([r for r in runs if r.config.get("engine") == "sim"],
-                                                POINT).items()}
+    predicted = {e.point: e.predicted for e in errors if e.metric == "time_to_ready_s"}
     ratios = []  # (probe, measured / predicted) per emulated run
     for r, probe in emulated:
         want = predicted.get(tuple(r.factors.get(k) for k in POINT), math.nan)
@@ -340,7 +339,7 @@ def tabulate(runs: Sequence[RunData]) -> list[Table]:
         _labelled(ranking_table(ranking_agreement(runs, by=SCENARIO_KEYS), by=SCENARIO_KEYS), SCENARIO_KEYS),
         _crossover_table(runs),
         _cpu_table(runs),
-        *([host] if (host := _host_table(runs)) is not None else []),
+        *([host] if (host := _host_table(runs, errors)) is not None else []),
         _labelled(error_table(errors, by=POINT, title="Prediction error at every point"), POINT),
     ]
 

@@ -6,7 +6,7 @@ import pytest
 
 from experiments.framework import RunData, RunResult
 from experiments.hostprobe import host_probe_s
-from experiments.validate import _host_table
+from experiments.validate import _errors, _host_table
 from startup.modes import PullMode
 from startup.record import StartupRecord
 
@@ -29,7 +29,7 @@ def test_runs_on_a_slower_host_show_up_as_longer_against_the_prediction() -> Non
     # the host's probe doubles from the first run to the last; the measurement grows with it
     for i, (probe, ready) in enumerate([(0.005, 1.0), (0.006, 1.1), (0.008, 1.3), (0.010, 1.5)]):
         runs.append(run("emulator", i, ready, probe))
-    table = _host_table(runs)
+    table = _host_table(runs, _errors(runs))
     assert table is not None
     rows = dict(table.rows)
     assert rows["emulated runs probed"] == "4"
@@ -39,7 +39,8 @@ def test_runs_on_a_slower_host_show_up_as_longer_against_the_prediction() -> Non
 
 
 def test_no_table_without_enough_probed_runs() -> None:
-    assert _host_table([run("sim", 0, 1.0, None), run("emulator", 0, 1.0, 0.005)]) is None
+    runs = [run("sim", 0, 1.0, None), run("emulator", 0, 1.0, 0.005)]
+    assert _host_table(runs, _errors(runs)) is None
 
 
 def test_the_probe_times_real_work() -> None:
