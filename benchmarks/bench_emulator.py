@@ -38,7 +38,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -168,31 +168,42 @@ def cold_small_read(tmp: Path, bw: float, rtt: float, reps: int, *, idle_s: floa
     return ColdRead(median(times), min(times), ideal, median(server), nbytes, median(bare))
 
 
+def timed_exchanges(sock: socket.socket, exchange: Callable[[socket.socket], None], reps: int,
+                    idle_s: float) -> list[float]:
+    """Seconds per `exchange(sock)` on a TCP_NODELAY socket, `reps` times after one warm-up, each
+    after `idle_s` of idling."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    times = []
+    for _ in range(reps + 1):
+        if idle_s:
+            time.sleep(idle_s)
+        t0 = time.perf_counter()
+        exchange(sock)
+        times.append(time.perf_counter() - t0)
+    return times[1:]
+
+
 def bare_gets(address: str, path: str, byte_range: str, reps: int, *, idle_s: float = 0.0) -> list[float]:
     """Seconds per `GET path` with `Range: byte_range` from a minimal client: one keep-alive socket,
     the request prebuilt, a blocking read of head and Content-Length body — what the link, the
     registry and this host cost for the exchange, without the lazy store around it."""
     host, port = address.rsplit(":", 1)
     request = f"GET {path} HTTP/1.1\r\nHost: {address}\r\nRange: {byte_range}\r\n\r\n".encode()
-    times = []
+
+    def get(sock: socket.socket) -> None:
+        sock.sendall(request)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, body = buf.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 206"), head[:40]
+        length = next(int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:])
+                      if k.strip().lower() == b"content-length")
+        while len(body) < length:
+            body += sock.recv(65536)
+
     with socket.create_connection((host, int(port))) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for _ in range(reps + 1):  # the first one warms up
-            if idle_s:
-                time.sleep(idle_s)
-            t0 = time.perf_counter()
-            sock.sendall(request)
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                buf += sock.recv(65536)
-            head, body = buf.split(b"\r\n\r\n", 1)
-            assert head.startswith(b"HTTP/1.1 206"), head[:40]
-            length = next(int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:])
-                          if k.strip().lower() == b"content-length")
-            while len(body) < length:
-                body += sock.recv(65536)
-            times.append(time.perf_counter() - t0)
-    return times[1:]
+        return timed_exchanges(sock, get, reps, idle_s)
 
 
 _ECHO = """
@@ -209,23 +220,19 @@ while data := conn.recv(256):
 def host_round_trips(idle_s: float, reps: int) -> list[float]:
     """Seconds per 3-byte request / 33-byte answer between two Python processes over loopback TCP,
     after `idle_s` of idling: the least any request/response exchange costs on this host."""
+
+    def ping(sock: socket.socket) -> None:
+        sock.sendall(b"GET")
+        got = 0
+        while got < 33:
+            got += len(sock.recv(256))
+
     proc = subprocess.Popen([sys.executable, "-c", _ECHO], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
-        times = []
         with socket.create_connection(("127.0.0.1", port)) as sock:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            for _ in range(reps + 1):
-                if idle_s:
-                    time.sleep(idle_s)
-                t0 = time.perf_counter()
-                sock.sendall(b"GET")
-                got = 0
-                while got < 33:
-                    got += len(sock.recv(256))
-                times.append(time.perf_counter() - t0)
-        return times[1:]
+            return timed_exchanges(sock, ping, reps, idle_s)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
